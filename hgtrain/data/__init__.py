@@ -1,0 +1,1 @@
+"""Synthetic keypoint data: renderer, on-disk format, transforms and the DataModule."""

@@ -1,0 +1,1 @@
+"""Hourglass backbones of the CornerNet family, their heads, and weight conversion."""

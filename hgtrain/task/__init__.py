@@ -1,0 +1,1 @@
+"""The keypoint-heatmap task: targets, losses, decoding and metrics."""
