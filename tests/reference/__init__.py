@@ -1,0 +1,1 @@
+"""An independent, plain re-implementation of the CornerNet-Lite backbones (test oracle)."""
