@@ -26,7 +26,9 @@ def decode_keypoints(
 
     Args:
         heatmap_logits: [B, C, h, w] heatmap logits (one stack's output).
-        offsets: [B, 2, h, w] sub-pixel offsets (x, y) in cells, or None for cell centres.
+        offsets: [B, 2, h, w] sub-pixel offsets (x, y) in cells, or None for cell centres. They are
+            clamped to [0, 1], the range of their targets, so a keypoint stays in the cell that
+            detected it, and inside the image.
         input_size: (H, W) of the network input, to map cells back to input pixels.
         top_k: detections kept per image before the threshold (at most C * h * w).
         nms_kernel: odd window of the max-pool NMS; a cell survives if it is its window's maximum.
@@ -53,7 +55,7 @@ def decode_keypoints(
         dx = dy = torch.full_like(top_scores, 0.5)
     else:
         picked = offsets.float().flatten(2).gather(2, cells.unsqueeze(1).expand(-1, 2, -1))
-        dx, dy = picked.unbind(dim=1)
+        dx, dy = picked.clamp(0.0, 1.0).unbind(dim=1)
     in_h, in_w = input_size
     keypoints = torch.stack([(cell_x + dx) * (in_w / w), (cell_y + dy) * (in_h / h)], dim=2)
 

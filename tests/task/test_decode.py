@@ -75,3 +75,11 @@ def test_top_k_larger_than_the_map_is_capped():
 def test_even_nms_kernel_is_rejected(kernel):
     with pytest.raises(ValueError, match="odd"):
         decode_keypoints(_logits(), None, (32, 32), nms_kernel=kernel)
+
+
+def test_offsets_out_of_range_keep_the_keypoint_in_its_cell():
+    heatmap = torch.full((1, 1, 4, 4), -10.0)
+    heatmap[0, 0, 0, 0] = 5.0
+    offsets = torch.full((1, 2, 4, 4), -3.0)
+    (result,) = decode_keypoints(heatmap, offsets, (16, 16), top_k=1)
+    assert result["keypoints"].tolist() == [[0.0, 0.0]]

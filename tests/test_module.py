@@ -1,0 +1,68 @@
+"""The LightningModule: one training step, evaluation and prediction for every variant."""
+
+import pytest
+import torch
+
+from hgtrain.module import HourglassKeypointModule
+
+from .helpers import keypoint_batch, tiny_backbone
+
+
+@pytest.fixture(params=["cornernet", "saccade", "squeeze"])
+def module(request):
+    torch.manual_seed(0)
+    return HourglassKeypointModule(
+        backbone=tiny_backbone(request.param), num_classes=2, input_size=64, head_dim=8
+    )
+
+
+def test_a_training_step_gives_a_finite_loss_with_gradients_everywhere(module):
+    module.log = lambda *args, **kwargs: None
+    module.log_dict = lambda *args, **kwargs: None
+    loss = module.training_step(keypoint_batch(), 0)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is not None for p in module.parameters() if p.requires_grad)
+
+
+def test_loss_components_cover_every_stack(module):
+    _, losses, _ = module.shared_step(keypoint_batch())
+    stacks = module.backbone.config.stacks
+    assert {f"focal/stack{i}" for i in range(stacks)} <= set(losses.components)
+    assert {f"offset/stack{i}" for i in range(stacks)} <= set(losses.components)
+    if module.backbone.config.return_mergs:
+        assert any(name.startswith("merg/") for name in losses.components)
+
+
+def test_predict_returns_keypoints_in_input_pixels(module):
+    module.eval()
+    images, _ = keypoint_batch(batch_size=3)
+    with torch.no_grad():
+        predictions = module.predict_step((images, None), 0)
+    assert len(predictions) == 3
+    for prediction in predictions:
+        assert prediction["keypoints"].shape[1] == 2
+        assert ((prediction["keypoints"] >= 0) & (prediction["keypoints"] <= 64)).all()
+        assert prediction["scores"].shape == prediction["labels"].shape
+
+
+def test_the_head_kernel_follows_the_variant():
+    fire = HourglassKeypointModule(backbone=tiny_backbone("squeeze"), input_size=64, head_dim=8)
+    residual = HourglassKeypointModule(
+        backbone=tiny_backbone("cornernet"), input_size=64, head_dim=8
+    )
+    first_conv = lambda m: next(c for c in m.heads.modules() if isinstance(c, torch.nn.Conv2d))  # noqa: E731
+    assert first_conv(fire).kernel_size == (1, 1)
+    assert first_conv(residual).kernel_size == (3, 3)
+
+
+def test_an_input_size_the_hourglass_cannot_take_is_rejected_at_construction():
+    with pytest.raises(ValueError, match="Input height 60"):
+        HourglassKeypointModule(backbone=tiny_backbone("cornernet"), input_size=60)
+
+
+def test_hyperparameters_store_a_custom_backbone_as_plain_data():
+    module = HourglassKeypointModule(backbone=tiny_backbone("squeeze"), input_size=64, head_dim=8)
+    assert isinstance(module.hparams["backbone"], dict)
+    again = HourglassKeypointModule(**module.hparams)
+    assert again.backbone.config == module.backbone.config
