@@ -8,11 +8,15 @@ keys are the original ones without the ``module.hg.`` prefix (``pre.*``, ``hgs.*
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.checkpoint import checkpoint
 
 from hgtrain.models.blocks import ConvBNReLU, Residual, conv_bn
 from hgtrain.models.hourglass import BLOCKS, UNPOOLS, Hourglass, LayerMakers
@@ -142,17 +146,44 @@ def make_stem(config: HourglassConfig) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+@contextmanager
+def frozen_batchnorm_statistics(module: nn.Module) -> Iterator[None]:
+    """BatchNorm layers still normalise with batch statistics but leave their running ones as
+    they were (momentum 0, batch count restored on exit).
+
+    A checkpointed segment runs its forward twice; without this, the recomputation in the backward
+    pass would fold the same batch into the running statistics a second time. (Turning
+    ``track_running_stats`` off instead would change what autograd saves, which checkpointing
+    rejects.)
+    """
+    norms = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    saved = [(norm.momentum, norm.num_batches_tracked.clone()) for norm in norms]
+    for norm in norms:
+        norm.momentum = 0.0
+    try:
+        yield
+    finally:
+        for norm, (momentum, count) in zip(norms, saved, strict=True):
+            norm.momentum = momentum
+            norm.num_batches_tracked.copy_(count)
+
+
 class HourglassBackbone(nn.Module):
     """Stem, ``stacks`` hourglasses, and the layers that pass features from one stack to the next.
 
     For stack ``i``: ``cnv_i = cnvs[i](hourglass_i(inter))`` is that stack's output; between stacks,
     ``inter = inters[i](relu(inters_[i](inter) + cnvs_[i](cnv_i)))``, so the next hourglass sees
     the previous stack's *input* plus the projected output.
+
+    With ``checkpoint_stacks`` (a run-time choice that changes no weights, so not part of the
+    config), each hourglass keeps only its input during training and recomputes its activations in
+    the backward pass: activation checkpointing, less memory for more compute.
     """
 
-    def __init__(self, config: HourglassConfig) -> None:
+    def __init__(self, config: HourglassConfig, checkpoint_stacks: bool = False) -> None:
         super().__init__()
         self.config = config
+        self.checkpoint_stacks = checkpoint_stacks
         width, stacks = config.dims[0], config.stacks
         makers = LayerMakers.from_block(BLOCKS[config.block], UNPOOLS[config.unpool])
         self.pre = make_stem(config)
@@ -191,7 +222,7 @@ class HourglassBackbone(nn.Module):
         features, mergs = [], []
         last = len(self.hgs) - 1
         for i, (hourglass, cnv) in enumerate(zip(self.hgs, self.cnvs, strict=True)):
-            out, stack_mergs = hourglass(inter)
+            out, stack_mergs = self.run_hourglass(hourglass, inter)
             feature = cnv(out)
             features.append(feature)
             if self.config.return_mergs:
@@ -200,3 +231,22 @@ class HourglassBackbone(nn.Module):
                 inter = torch.relu_(self.inters_[i](inter) + self.cnvs_[i](feature))
                 inter = self.inters[i](inter)
         return BackboneOutput(features, mergs)
+
+    def run_hourglass(
+        self, hourglass: nn.Module, x: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One stack's hourglass, checkpointed when ``checkpoint_stacks`` is on and grads flow.
+
+        Eager recomputation replays the BatchNorm updates, so it runs with frozen statistics;
+        ``torch.compile`` recomputes only what the backward needs, never the buffer updates.
+        """
+        if not (self.checkpoint_stacks and self.training and torch.is_grad_enabled()):
+            return hourglass(x)
+        if torch.compiler.is_compiling():
+            return checkpoint(hourglass, x, use_reentrant=False)
+        return checkpoint(
+            hourglass,
+            x,
+            use_reentrant=False,
+            context_fn=lambda: (nullcontext(), frozen_batchnorm_statistics(hourglass)),
+        )
