@@ -1,0 +1,261 @@
+"""The LightningDataModule: an endless synthetic train stream and fixed val / test sets on disk."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+from hgtrain.data.coco_format import read_keypoint_set
+from hgtrain.data.collate import collate_keypoints
+from hgtrain.data.folder import KeypointFolder
+from hgtrain.data.photometric import PhotometricNoise
+from hgtrain.data.prepare import prepare_synthetic_set, synthetic_set_path
+from hgtrain.data.render import SceneConfig
+from hgtrain.data.sample import CLASS_NAMES
+from hgtrain.data.sampler import EpochSampler
+from hgtrain.data.storage import is_prepared
+from hgtrain.data.synthetic import SyntheticKeypoints
+from hgtrain.data.transforms import HorizontalFlip, RandomScaleCrop, ResizePad, VerticalFlip
+
+__all__ = ["KeypointDataModule"]
+
+TEST_VARIANTS = ("noisy", "clean")
+
+
+class KeypointDataModule(L.LightningDataModule):
+    """Corner-keypoint data for the hourglass models.
+
+    By default everything is synthetic (:mod:`hgtrain.data.synthetic`): training renders new
+    images every epoch, and :meth:`prepare_data` writes the fixed validation and test sets under
+    ``root/synthetic/`` once (PNG + COCO-keypoints JSON, reused while the settings match). Point
+    ``train_dir`` / ``val_dir`` / ``test_dir`` at folders in that format to use your own images.
+
+    Batches are ``(images uint8 [B, 3, S, S], list of target dicts)``
+    (:func:`hgtrain.data.collate.collate_keypoints`); targets are encoded by the model on its device.
+
+    Args:
+        root: folder for the generated sets.
+        image_size: side S of the square model input in pixels (own images are letterboxed to it).
+        scene: synthetic scene content (shape mix, object counts and sizes...); default
+            ``SceneConfig()``.
+        noise: whether the train stream and the validation set get photometric noise.
+        noise_config: ranges of that noise; default ``PhotometricNoise()``.
+        train_length: training samples per epoch, **global**: under DDP each of W ranks draws a
+            disjoint ``train_length // W`` of them.
+        val_size: images in the generated validation set (a multiple of the number of devices
+            avoids the padding Lightning adds to evaluation under DDP).
+        test_size: images in each generated test set.
+        test_sets: generated test sets, in ``test_dataloader`` order: "noisy" and/or "clean" (the
+            same scenes with and without photometric noise; report both, as SuperPoint does).
+        hflip: probability of a horizontal flip in training.
+        vflip: probability of a vertical flip in training.
+        scale: range of the random rescale before a random crop in training ((1, 1): none for
+            synthetic data; own images are always fitted to ``image_size`` first).
+        batch_size: images per batch **per device** (the global batch is ``batch_size x devices``).
+        num_workers: DataLoader worker processes per device (also used to render the sets).
+        pin_memory: pin batches in page-locked memory for faster host-to-GPU copies (only
+            when CUDA is available).
+        persistent_workers: keep workers alive between epochs (when ``num_workers > 0``).
+        seed: base seed of all synthetic data and augmentation.
+        train_dir: own training set (COCO-keypoints folder) instead of the synthetic stream.
+        val_dir: own validation set instead of the generated one.
+        test_dir: own test set instead of the generated ones (one test loader).
+    """
+
+    def __init__(
+        self,
+        root: str = "data",
+        image_size: int = 256,
+        scene: SceneConfig | None = None,
+        noise: bool = True,
+        noise_config: PhotometricNoise | None = None,
+        train_length: int = 10_000,
+        val_size: int = 512,
+        test_size: int = 1024,
+        test_sets: Sequence[str] = TEST_VARIANTS,
+        hflip: float = 0.5,
+        vflip: float = 0.0,
+        scale: tuple[float, float] = (1.0, 1.0),
+        batch_size: int = 16,
+        num_workers: int = 4,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        seed: int = 0,
+        train_dir: str | None = None,
+        val_dir: str | None = None,
+        test_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        unknown = [t for t in test_sets if t not in TEST_VARIANTS]
+        if unknown or not test_sets:
+            raise ValueError(
+                f"test_sets must be a non-empty subset of {TEST_VARIANTS}, got {test_sets}"
+            )
+        if image_size < 16 or batch_size < 1 or num_workers < 0:
+            raise ValueError("need image_size >= 16, batch_size >= 1 and num_workers >= 0")
+        self.save_hyperparameters()
+        self.root = Path(root)
+        self.image_size = image_size
+        self.scene = scene if scene is not None else SceneConfig()
+        self.noise_config = noise_config if noise_config is not None else PhotometricNoise()
+        self.noise = noise
+        self.train_length = train_length
+        self.val_size = val_size
+        self.test_size = test_size
+        self.test_sets = tuple(test_sets)
+        self.train_pipeline = self._train_pipeline(
+            hflip, vflip, tuple(scale), train_dir is not None
+        )
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.seed = seed
+        self.train_dir, self.val_dir, self.test_dir = train_dir, val_dir, test_dir
+        self._class_names: tuple[str, ...] | None = None
+        self.datasets: dict[str, Dataset] = {}
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Keypoint class names: the synthetic ones, or those of the own data sets."""
+        if self._class_names is None:
+            own = [d for d in (self.train_dir, self.val_dir, self.test_dir) if d is not None]
+            names = {read_keypoint_set(Path(d)).class_names for d in own}
+            if len(names) > 1:
+                raise ValueError(f"train/val/test sets have different keypoint classes: {names}")
+            self._class_names = names.pop() if own else CLASS_NAMES
+            if own and self.train_dir is None and self._class_names != CLASS_NAMES:
+                raise ValueError(
+                    f"own sets have classes {self._class_names} but synthetic training uses "
+                    f"{CLASS_NAMES}; give train_dir too"
+                )
+        return self._class_names
+
+    @property
+    def num_classes(self) -> int:
+        """Number of keypoint classes (heatmap channels)."""
+        return len(self.class_names)
+
+    @property
+    def test_set_names(self) -> tuple[str, ...]:
+        """Names of the test loaders, in order (for logging per test set)."""
+        return (
+            ("test",) if self.test_dir is not None else tuple(f"test_{t}" for t in self.test_sets)
+        )
+
+    def _train_pipeline(
+        self, hflip: float, vflip: float, scale: tuple[float, float], own_data: bool
+    ) -> v2.Transform:
+        steps: list[v2.Transform] = []
+        if own_data or scale != (1.0, 1.0):
+            steps.append(RandomScaleCrop(self.image_size, scale))
+        if hflip > 0:
+            steps.append(HorizontalFlip(hflip))
+        if vflip > 0:
+            steps.append(VerticalFlip(vflip))
+        return v2.Compose(steps) if steps else v2.Identity()
+
+    def _generated(self, split: str, size: int, noisy: bool) -> tuple[Path, dict]:
+        noise = self.noise_config if noisy else None
+        return synthetic_set_path(
+            self.root, split, size, self.image_size, self.seed, self.scene, noise
+        )
+
+    def _wanted_sets(self) -> list[tuple[str, int, bool]]:
+        """(split, size, noisy) of every generated set this configuration uses."""
+        wanted = []
+        if self.val_dir is None:
+            wanted.append(("val", self.val_size, self.noise))
+        if self.test_dir is None:
+            wanted.extend(("test", self.test_size, t == "noisy") for t in self.test_sets)
+        return wanted
+
+    def prepare_data(self) -> None:
+        """Write the generated val / test sets under ``root`` unless identical ones exist."""
+        for split, size, noisy in self._wanted_sets():
+            prepare_synthetic_set(
+                self.root,
+                split,
+                size,
+                self.image_size,
+                self.seed,
+                self.scene,
+                self.noise_config if noisy else None,
+                self.num_workers,
+            )
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the datasets of ``stage`` (generated sets must exist: see :meth:`prepare_data`)."""
+        evaluation = ResizePad(self.image_size)
+        if stage in (None, "fit"):
+            self.datasets["train"] = self._train_set()
+        if stage in (None, "fit", "validate"):
+            self.datasets["val"] = KeypointFolder(self.val_dir or self._ready("val"), evaluation)
+        if stage in (None, "test", "predict"):
+            if self.test_dir is not None:
+                self.datasets["test"] = KeypointFolder(self.test_dir, evaluation)
+            for variant in self.test_sets if self.test_dir is None else ():
+                folder = self._ready("test", variant == "noisy")
+                self.datasets[f"test_{variant}"] = KeypointFolder(folder, evaluation)
+
+    def _train_set(self) -> Dataset:
+        if self.train_dir is not None:
+            return KeypointFolder(self.train_dir, self.train_pipeline, self.seed)
+        noise = self.noise_config if self.noise else None
+        return SyntheticKeypoints(
+            "train",
+            self.train_length,
+            self.image_size,
+            self.seed,
+            self.scene,
+            noise,
+            self.train_pipeline,
+        )
+
+    def _ready(self, split: str, noisy: bool | None = None) -> Path:
+        noisy = self.noise if noisy is None else noisy
+        size = self.val_size if split == "val" else self.test_size
+        path, settings = self._generated(split, size, noisy)
+        if not is_prepared(path, settings):
+            raise RuntimeError(
+                f"{path} is missing or incomplete: call prepare_data() before setup()"
+            )
+        return path
+
+    def _loader(self, dataset: Dataset, **kwargs) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.persistent_workers,
+            collate_fn=collate_keypoints,
+            **kwargs,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """The training stream: new samples every epoch, a disjoint share per DDP rank."""
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+        dataset = self.datasets["train"]
+        sampler = EpochSampler(
+            len(dataset), world, rank, shuffle=self.train_dir is not None, seed=self.seed
+        )
+        return self._loader(dataset, sampler=sampler, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.datasets["val"])
+
+    def test_dataloader(self) -> DataLoader | list[DataLoader]:
+        """One loader per test set (:attr:`test_set_names`); a single one is returned bare."""
+        loaders = [self._loader(self.datasets[name]) for name in self.test_set_names]
+        return loaders[0] if len(loaders) == 1 else loaders
+
+    def predict_dataloader(self) -> DataLoader:
+        """The (first) test set."""
+        return self._loader(self.datasets[self.test_set_names[0]])

@@ -1,0 +1,49 @@
+"""A dataset over a keypoint set on disk (our generated val/test sets, or users' own data)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from hgtrain.data.coco_format import load_sample, read_keypoint_set
+from hgtrain.data.transforms import KeypointTransform
+
+__all__ = ["KeypointFolder"]
+
+
+class KeypointFolder(Dataset):
+    """Images and keypoints of a COCO-keypoints-style folder (see :mod:`hgtrain.data.coco_format`).
+
+    The whole annotation file is validated when the dataset is built, so a malformed set fails
+    at once with the file and the problem named. Index ``epoch * len(self) + i`` is image ``i``
+    with the augmentation draw of that epoch (see :class:`hgtrain.data.sampler.EpochSampler`).
+
+    Args:
+        directory: the folder holding ``annotations.json``.
+        pipeline: v2 transform for image, keypoints and boxes (see
+            :class:`hgtrain.data.transforms.KeypointTransform`), e.g. ``ResizePad(size)``.
+        seed: seed of the augmentation draws.
+    """
+
+    def __init__(self, directory: str | Path, pipeline: v2.Transform, seed: int = 0) -> None:
+        keypoint_set = read_keypoint_set(Path(directory))
+        self.directory = Path(directory)
+        self.class_names = keypoint_set.class_names
+        self.records = keypoint_set.records
+        self.info = keypoint_set.info
+        self.transform = KeypointTransform(pipeline, self.class_names)
+        self.seed = seed
+        if not self.records:
+            raise ValueError(f"{self.directory}: the keypoint set has no images")
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        epoch, position = divmod(int(index), len(self.records))
+        sample = load_sample(self.records[position])
+        return self.transform(sample, np.random.default_rng([self.seed, epoch, position]))

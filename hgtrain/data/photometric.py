@@ -1,0 +1,131 @@
+"""SuperPoint-style photometric noise: shading, brightness, contrast, motion blur, sensor noise.
+
+MagicPoint trained without it scores 0.034 mAP on a noisy test set and 0.92 with it (rpautrat's
+reproduction), so the train stream and the noisy evaluation sets use it and the clean sets do not.
+The operations run in a fixed order (shading, brightness and contrast, motion blur, Gaussian noise,
+speckle), each one with probability ``probability``, on a float32 image in [0, 255].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+__all__ = ["PhotometricNoise", "apply_photometric_noise"]
+
+
+@dataclass
+class PhotometricNoise:
+    """Ranges of the photometric noise (grey levels on a 0-255 scale).
+
+    The defaults are milder than SuperPoint's (``PhotometricNoise.superpoint()``) so that a small
+    model learns the noisy set quickly; raise them for harder data.
+
+    Attributes:
+        probability: chance that each operation is applied to an image.
+        brightness: largest absolute brightness shift.
+        contrast: range of the contrast factor (about the image mean).
+        gaussian_std: range of the standard deviation of additive Gaussian noise.
+        speckle: largest fraction of pixels set to black or white (salt and pepper).
+        shade: range of the strength of a smooth multiplicative shadow (negative: a highlight).
+        motion_blur: largest motion-blur kernel length in pixels (odd; 1 disables it).
+    """
+
+    probability: float = 0.5
+    brightness: float = 50.0
+    contrast: tuple[float, float] = (0.5, 1.5)
+    gaussian_std: tuple[float, float] = (0.0, 10.0)
+    speckle: float = 0.0035
+    shade: tuple[float, float] = (-0.5, 0.8)
+    motion_blur: int = 7
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.probability <= 1:
+            raise ValueError(f"probability must be in [0, 1], got {self.probability}")
+        if self.motion_blur < 1 or self.motion_blur % 2 == 0:
+            raise ValueError(
+                f"motion_blur must be an odd kernel length >= 1, got {self.motion_blur}"
+            )
+        if not 0 <= self.speckle < 0.5:
+            raise ValueError(f"speckle is a fraction of pixels in [0, 0.5), got {self.speckle}")
+        for name in ("contrast", "gaussian_std", "shade"):
+            low, high = getattr(self, name)
+            if low > high:
+                raise ValueError(f"{name} must be a range (low, high) with low <= high")
+        self.contrast = tuple(self.contrast)
+        self.gaussian_std = tuple(self.gaussian_std)
+        self.shade = tuple(self.shade)
+
+    @classmethod
+    def superpoint(cls) -> PhotometricNoise:
+        """The ranges of SuperPoint's MagicPoint training, every operation always applied."""
+        return cls(1.0, 75.0, (0.3, 1.8), (0.0, 15.0), 0.0035, (-0.5, 0.8), 7)
+
+
+def apply_photometric_noise(
+    rng: np.random.Generator, image: np.ndarray, noise: PhotometricNoise
+) -> np.ndarray:
+    """Apply ``noise`` to a float32 [3, H, W] image in [0, 255]; returns it clipped to [0, 255]."""
+    apply = rng.random(5) < noise.probability
+    if apply[0]:
+        image = _shade(rng, image, rng.uniform(*noise.shade))
+    if apply[1]:
+        factor = rng.uniform(*noise.contrast)
+        mean = image[:, ::4, ::4].mean(axis=(1, 2))  # a 1/16 subsample is plenty, and faster
+        shift = rng.uniform(-noise.brightness, noise.brightness)
+        image *= factor
+        image += ((1.0 - factor) * mean + shift).astype(np.float32)[:, None, None]
+    if apply[2] and noise.motion_blur > 1:
+        image = _motion_blur(rng, image, 2 * int(rng.integers(1, noise.motion_blur // 2 + 1)) + 1)
+    if apply[3]:
+        std = rng.uniform(*noise.gaussian_std)
+        grain = rng.standard_normal(image.shape[1:], dtype=np.float32)
+        grain *= std
+        image += grain
+    np.clip(image, 0.0, 255.0, out=image)
+    if apply[4]:
+        _speckle(rng, image, rng.uniform(0.0, noise.speckle))
+    return image
+
+
+def _shade(rng: np.random.Generator, image: np.ndarray, strength: float) -> np.ndarray:
+    """Darken (or lighten) smooth blotches: a few blurred ellipses drawn at 1/8 resolution."""
+    height, width = image.shape[1:]
+    small = (max(8, width // 8), max(8, height // 8))
+    mask = Image.new("L", small, 0)
+    draw = ImageDraw.Draw(mask)
+    for _ in range(int(rng.integers(1, 6))):
+        centre = rng.uniform(0, 1, 2) * small
+        radii = rng.uniform(0.1, 0.4, 2) * max(small)
+        draw.ellipse([*(centre - radii), *(centre + radii)], fill=255)
+    mask = mask.filter(ImageFilter.GaussianBlur(0.1 * max(small)))
+    shade = np.asarray(mask.resize((width, height), Image.Resampling.BILINEAR), np.float32)
+    image *= 1.0 - (strength / 255.0) * shade
+    return image
+
+
+def _motion_blur(rng: np.random.Generator, image: np.ndarray, length: int) -> np.ndarray:
+    """Average ``length`` copies of the image shifted along a random direction."""
+    angle = rng.uniform(0, np.pi)
+    radius = length // 2
+    steps = np.arange(-radius, radius + 1)
+    dx = np.rint(steps * np.cos(angle)).astype(int)
+    dy = np.rint(steps * np.sin(angle)).astype(int)
+    height, width = image.shape[1:]
+    padded = np.pad(image, ((0, 0), (radius, radius), (radius, radius)), mode="edge")
+    blurred = np.zeros_like(image)
+    for x, y in zip(dx, dy, strict=True):
+        blurred += padded[:, radius + y : radius + y + height, radius + x : radius + x + width]
+    blurred *= 1.0 / length
+    return blurred
+
+
+def _speckle(rng: np.random.Generator, image: np.ndarray, fraction: float) -> None:
+    """Set about ``fraction`` of the pixels to black or white, in place."""
+    height, width = image.shape[1:]
+    count = int(rng.binomial(height * width, fraction))
+    rows = rng.integers(0, height, count)
+    columns = rng.integers(0, width, count)
+    image[:, rows, columns] = 255.0 * rng.integers(0, 2, count)

@@ -1,0 +1,113 @@
+"""Generate the fixed synthetic val / test sets on disk, once per generator setting."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import DataLoader, Dataset
+
+from hgtrain.data.coco_format import write_keypoint_set
+from hgtrain.data.photometric import PhotometricNoise
+from hgtrain.data.render import SceneConfig
+from hgtrain.data.sample import CLASS_NAMES, Sample
+from hgtrain.data.storage import is_prepared, write_atomically
+from hgtrain.data.synthetic import SyntheticKeypoints
+
+__all__ = ["GENERATOR_VERSION", "prepare_synthetic_set", "synthetic_set_path"]
+
+GENERATOR_VERSION = 1
+"""Part of the stored settings: bump it whenever the renderer's output changes, so that sets
+written by an older renderer are regenerated instead of reused."""
+
+
+def _settings(
+    split: str,
+    size: int,
+    image_size: int,
+    seed: int,
+    scene: SceneConfig,
+    noise: PhotometricNoise | None,
+) -> dict[str, Any]:
+    return {
+        "generator_version": GENERATOR_VERSION,
+        "split": split,
+        "size": size,
+        "image_size": image_size,
+        "seed": seed,
+        "scene": dataclasses.asdict(scene),
+        "noise": dataclasses.asdict(noise) if noise is not None else None,
+    }
+
+
+def synthetic_set_path(
+    root: str | Path,
+    split: str,
+    size: int,
+    image_size: int,
+    seed: int,
+    scene: SceneConfig,
+    noise: PhotometricNoise | None,
+) -> tuple[Path, dict[str, Any]]:
+    """Folder ``root/synthetic/<split>-<clean|noisy>-<px>-<n>-<hash>`` and the settings it holds."""
+    settings = _settings(split, size, image_size, seed, scene, noise)
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+    variant = "noisy" if noise is not None else "clean"
+    name = f"{split}-{variant}-{image_size}px-{size}-{digest}"
+    return Path(root) / "synthetic" / name, settings
+
+
+def prepare_synthetic_set(
+    root: str | Path,
+    split: str,
+    size: int,
+    image_size: int,
+    seed: int = 0,
+    scene: SceneConfig | None = None,
+    noise: PhotometricNoise | None = None,
+    num_workers: int = 0,
+) -> Path:
+    """Write the set (``size`` images of ``split``) unless an identical one exists; return its folder.
+
+    Images are rendered by ``num_workers`` DataLoader processes; the folder appears atomically.
+    """
+    scene = scene if scene is not None else SceneConfig()
+    path, settings = synthetic_set_path(root, split, size, image_size, seed, scene, noise)
+    if is_prepared(path, settings):
+        return path
+    dataset = SyntheticKeypoints(split, size, image_size, seed, scene, noise)
+
+    def write(folder: Path) -> None:
+        samples = _render_all(dataset, num_workers)
+        write_keypoint_set(folder, samples, CLASS_NAMES, info={"generator": settings})
+
+    write_atomically(path, settings, write)
+    return path
+
+
+class _RawSamples(Dataset):
+    """The raw :class:`Sample` objects of a synthetic dataset, for writing to disk."""
+
+    def __init__(self, dataset: SyntheticKeypoints) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Sample:
+        return self.dataset.sample(index)
+
+
+def _keep(sample: Sample) -> Sample:
+    return sample
+
+
+def _render_all(dataset: SyntheticKeypoints, num_workers: int) -> Iterator[Sample]:
+    loader = DataLoader(
+        _RawSamples(dataset), batch_size=None, num_workers=num_workers, collate_fn=_keep
+    )
+    yield from loader

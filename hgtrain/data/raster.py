@@ -1,0 +1,78 @@
+"""Exact anti-aliased rasterisation: the area of each pixel covered by polygons.
+
+Pixel (i, j) (column i, row j) covers [i, i+1) x [j, j+1), so the coverage computed here is exact
+area, not a supersampled estimate, and ground-truth vertices are exact to float precision.
+
+The method is the signed-area accumulation used by font rasterisers: every polygon edge is cut at
+the integer grid lines into pieces that each lie inside one pixel; a piece with vertical extent dy
+adds ``dy * (1 - xm)`` to its own pixel (xm: its mean x inside the pixel) and ``dy * xm`` to the
+pixel on its right, and a cumulative sum along each row turns these into covered areas. It is
+vectorised over all edges, so a checkerboard costs a handful of numpy calls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["Window", "polygon_coverage", "polygon_window"]
+
+Window = tuple[int, int, int, int]
+"""A pixel rectangle (x0, y0, x1, y1) of the image: columns x0..x1-1, rows y0..y1-1."""
+
+
+def polygon_window(polygons: list[np.ndarray], height: int, width: int) -> Window:
+    """The smallest pixel rectangle, clipped to the image, that contains all ``polygons``."""
+    points = np.concatenate(polygons)
+    x0, y0 = np.floor(points.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(points.max(axis=0)).astype(int)
+    return max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+
+
+def polygon_coverage(polygons: list[np.ndarray], window: Window) -> np.ndarray:
+    """Covered area in [0, 1] of each pixel of ``window`` by the union of disjoint ``polygons``.
+
+    Args:
+        polygons: simple polygons, each an array [K, 2] of (x, y) vertices in image pixels, in
+            either orientation. They must not overlap each other (their coverages add up) and must
+            lie inside ``window``.
+        window: the pixel rectangle (x0, y0, x1, y1) to rasterise.
+
+    Returns:
+        float32 array [y1 - y0, x1 - x0].
+    """
+    x0, y0, x1, y1 = window
+    height, width = y1 - y0, x1 - x0
+    starts = np.concatenate(polygons).astype(np.float64) - (x0, y0)
+    last = np.cumsum([len(p) for p in polygons]) - 1
+    following = np.arange(1, len(starts) + 1)
+    following[last] = np.concatenate([[0], last[:-1] + 1])
+    ends = starts[following]
+    edge, t = _grid_crossings(starts, ends)
+    points = starts[edge] + t[:, None] * (ends[edge] - starts[edge])
+    piece = (edge[:-1] == edge[1:]) & (points[:-1, 1] != points[1:, 1])
+    point_a, point_b = points[:-1][piece], points[1:][piece]
+    mid = 0.5 * (point_a + point_b)
+    cell = np.floor(mid).astype(np.int64)
+    x_in_pixel = mid[:, 0] - cell[:, 0]
+    dy = point_b[:, 1] - point_a[:, 1]
+    # A spare column on the right takes the carry of the last column (and of the last row's).
+    size = height * (width + 1) + 1
+    flat = cell[:, 1] * (width + 1) + cell[:, 0]
+    accumulator = np.bincount(flat, dy * (1.0 - x_in_pixel), minlength=size)
+    accumulator[1:] += np.bincount(flat, dy * x_in_pixel, minlength=size)[:-1]
+    area = np.cumsum(accumulator[:-1].reshape(height, width + 1)[:, :width], axis=1)
+    return np.minimum(np.abs(area), 1.0).astype(np.float32)
+
+
+def _grid_crossings(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Edge index and sorted parameters t in [0, 1] of every edge's ends and grid-line crossings."""
+    n_edges = len(starts)
+    a, b = starts.ravel(), ends.ravel()  # (x, y) of every edge, interleaved
+    first = np.floor(np.minimum(a, b)) + 1
+    count = np.maximum(np.ceil(np.maximum(a, b)) - first, 0).astype(np.int64)
+    which = np.repeat(np.arange(2 * n_edges), count)
+    line = first[which] + (np.arange(len(which)) - np.repeat(np.cumsum(count) - count, count))
+    edge = np.concatenate([np.arange(n_edges), np.arange(n_edges), which // 2])
+    t = np.concatenate([np.zeros(n_edges), np.ones(n_edges), (line - a[which]) / (b - a)[which]])
+    order = np.argsort(edge + 0.5 * t, kind="stable")
+    return edge[order], t[order]

@@ -1,0 +1,211 @@
+"""Geometric augmentation with ``torchvision.transforms.v2`` that keeps keypoint classes right.
+
+Two things need care beyond plain v2:
+
+- **Pixel convention.** torchvision flips ``KeyPoints`` as x -> W - 1 - x (pixel centres on
+  integers) but ``BoundingBoxes`` as x -> W - x, and resizes keypoints by the plain size ratio.
+  With ours (pixel i covers [i, i+1)) a point flips to W - x and resizes by the ratio, so the flips
+  here override the keypoint kernel and everything else is v2's.
+- **Box corners.** ``top_left`` / ``bottom_right`` keypoints are the corners of their object's box
+  (CornerNet semantics): after a horizontal flip the old top-left corner is a top-right corner and
+  the old top-right corner is the new top-left. So all four corners of such a box are carried
+  through the transforms and the two classes are re-assigned afterwards from where the corners
+  landed, instead of relabelling the old points.
+
+Keypoints that leave the image (outside [0, W) x [0, H)) are dropped; boxes are clamped to the
+image and dropped when nothing of them is left, with their keypoints. Random choices come from the
+sample's own generator (through a forked, seeded torch RNG), so augmentation is reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+from hgtrain.data.sample import Sample
+
+__all__ = [
+    "HorizontalFlip",
+    "KeypointTransform",
+    "RandomScaleCrop",
+    "ResizePad",
+    "VerticalFlip",
+]
+
+Target = dict[str, torch.Tensor]
+
+
+class HorizontalFlip(v2.RandomHorizontalFlip):
+    """``v2.RandomHorizontalFlip`` that maps keypoints x -> W - x (our pixel convention)."""
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if isinstance(inpt, tv_tensors.KeyPoints):
+            flipped = inpt.as_subclass(torch.Tensor).clone()
+            flipped[..., 0] = inpt.canvas_size[1] - flipped[..., 0]
+            return tv_tensors.wrap(flipped, like=inpt)
+        return super().transform(inpt, params)
+
+
+class VerticalFlip(v2.RandomVerticalFlip):
+    """``v2.RandomVerticalFlip`` that maps keypoints y -> H - y (our pixel convention)."""
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if isinstance(inpt, tv_tensors.KeyPoints):
+            flipped = inpt.as_subclass(torch.Tensor).clone()
+            flipped[..., 1] = inpt.canvas_size[0] - flipped[..., 1]
+            return tv_tensors.wrap(flipped, like=inpt)
+        return super().transform(inpt, params)
+
+
+class RandomScaleCrop(v2.Transform):
+    """Scale the image so its longer side is ``size * s``, s ~ U(scale), then crop or zero-pad a
+    random ``size`` x ``size`` window. ``scale=(1, 1)`` with ``random_offset=False`` is a
+    letterbox: longer side to ``size``, padding at the bottom / right."""
+
+    def __init__(
+        self, size: int, scale: tuple[float, float] = (1.0, 1.0), random_offset: bool = True
+    ) -> None:
+        super().__init__()
+        if not 0 < scale[0] <= scale[1]:
+            raise ValueError(f"scale must be a range (low, high) with 0 < low <= high, got {scale}")
+        self.size = size
+        self.scale = tuple(scale)
+        self.random_offset = random_offset
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        height, width = v2.query_size(flat_inputs)
+        factor = float(torch.empty(1).uniform_(*self.scale)) * self.size / max(height, width)
+        new_size = [max(1, round(height * factor)), max(1, round(width * factor))]
+        top, left = (self._offset(n) for n in new_size)
+        return {"resize": new_size, "top": top, "left": left, "same": new_size == [height, width]}
+
+    def _offset(self, length: int) -> int:
+        """Start of the window along one axis: negative when the image is padded."""
+        if not self.random_offset:
+            return 0
+        low, high = sorted((0, length - self.size))
+        return int(torch.randint(low, high + 1, ()))
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if not params["same"]:
+            inpt = self._call_kernel(F.resize, inpt, params["resize"], antialias=True)
+        return self._call_kernel(F.crop, inpt, params["top"], params["left"], self.size, self.size)
+
+
+class ResizePad(RandomScaleCrop):
+    """Deterministic letterbox to ``size`` x ``size`` (a no-op for images already that size)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size, (1.0, 1.0), random_offset=False)
+
+
+class KeypointTransform:
+    """Turn a :class:`Sample` into the model's ``(image, target)`` through a v2 pipeline.
+
+    Args:
+        pipeline: v2 transform applied jointly to the image (``tv_tensors.Image``), the keypoints
+            (``tv_tensors.KeyPoints``) and the boxes (``tv_tensors.BoundingBoxes``, XYXY); use
+            :class:`HorizontalFlip` / :class:`VerticalFlip` rather than v2's flips for keypoints.
+        class_names: class names of the labels; ``top_left`` / ``bottom_right`` (if present) are
+            treated as box corners.
+
+    Returns from a call ``(image uint8 [3, H, W], target)`` with the target dict of the contract:
+    ``keypoints`` float32 [N, 2], ``labels`` int64 [N], ``sizes`` float32 [N, 2] (w, h of the
+    owning box), ``boxes`` float32 [M, 4], ``object_ids`` int64 [N] (index into ``boxes``),
+    ``image_id`` int64 scalar.
+    """
+
+    def __init__(self, pipeline: v2.Transform, class_names: Sequence[str]) -> None:
+        self.pipeline = pipeline
+        names = list(class_names)
+        self.top_left = names.index("top_left") if "top_left" in names else -1
+        self.bottom_right = names.index("bottom_right") if "bottom_right" in names else -1
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> tuple[torch.Tensor, Target]:
+        corner_class = (sample.labels == self.top_left) | (sample.labels == self.bottom_right)
+        cornered = np.unique(sample.object_ids[corner_class])
+        free = ~corner_class
+        x0, y0, x1, y1 = sample.boxes[cornered].T
+        corners = np.stack([x0, y0, x1, y0, x1, y1, x0, y1], axis=1).reshape(-1, 2)
+        points = np.concatenate([sample.keypoints[free], corners]).astype(np.float32)
+        canvas = (sample.height, sample.width)
+        inputs = {
+            "image": tv_tensors.Image(torch.from_numpy(sample.image)),
+            "keypoints": tv_tensors.KeyPoints(torch.from_numpy(points), canvas_size=canvas),
+            "boxes": tv_tensors.BoundingBoxes(
+                torch.from_numpy(sample.boxes), format="XYXY", canvas_size=canvas
+            ),
+        }
+        out = _seeded(self.pipeline, inputs, int(rng.integers(2**63)))
+        image = out["image"].as_subclass(torch.Tensor)
+        points = out["keypoints"].as_subclass(torch.Tensor).numpy()
+        n_free = int(free.sum())
+        keypoints, labels, owners = self._box_corners(points[n_free:], cornered)
+        keypoints = np.concatenate([points[:n_free], keypoints])
+        labels = np.concatenate([sample.labels[free], labels])
+        owners = np.concatenate([sample.object_ids[free], owners])
+        boxes = out["boxes"].as_subclass(torch.Tensor).numpy()
+        return image, _target(keypoints, labels, owners, boxes, image.shape[1:], sample)
+
+    def _box_corners(
+        self, corners: np.ndarray, objects: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The top-left and bottom-right of each transformed box's four corners [M * 4, 2]."""
+        corners = corners.reshape(-1, 4, 2)
+        order = np.argsort(corners.sum(axis=2), axis=1)
+        rows = np.arange(len(corners))
+        keypoints = np.stack([corners[rows, order[:, 0]], corners[rows, order[:, -1]]], axis=1)
+        labels = np.tile([self.top_left, self.bottom_right], len(corners))
+        return keypoints.reshape(-1, 2), labels, np.repeat(objects, 2)
+
+
+def _seeded(pipeline: v2.Transform, inputs: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Run ``pipeline`` with torch's CPU generator seeded by ``seed``, restoring its state after.
+
+    (``torch.manual_seed`` would also queue seeds for every accelerator, which is slow.)
+    """
+    state = torch.get_rng_state()
+    torch.default_generator.manual_seed(seed)
+    try:
+        return pipeline(inputs)
+    finally:
+        torch.set_rng_state(state)
+
+
+def _target(
+    keypoints: np.ndarray,
+    labels: np.ndarray,
+    owners: np.ndarray,
+    boxes: np.ndarray,
+    size: Sequence[int],
+    sample: Sample,
+) -> Target:
+    """Drop what left the image, renumber objects, and build the contract's target dict."""
+    height, width = size
+    alive = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    new_id = np.cumsum(alive) - 1
+    inside = (
+        (keypoints[:, 0] >= 0)
+        & (keypoints[:, 0] < width)
+        & (keypoints[:, 1] >= 0)
+        & (keypoints[:, 1] < height)
+        & alive[owners]
+    )
+    kept_boxes = boxes[alive]
+    owners = new_id[owners[inside]]
+    return {
+        "keypoints": torch.as_tensor(keypoints[inside], dtype=torch.float32).reshape(-1, 2),
+        "labels": torch.as_tensor(labels[inside], dtype=torch.int64),
+        "sizes": torch.as_tensor(
+            kept_boxes[owners, 2:] - kept_boxes[owners, :2], dtype=torch.float32
+        ).reshape(-1, 2),
+        "boxes": torch.as_tensor(kept_boxes, dtype=torch.float32).reshape(-1, 4),
+        "object_ids": torch.as_tensor(owners, dtype=torch.int64),
+        "image_id": torch.tensor(sample.image_id, dtype=torch.int64),
+    }

@@ -1,0 +1,167 @@
+import json
+
+import numpy as np
+import pytest
+
+from hgtrain.data.coco_format import (
+    DatasetFormatError,
+    load_sample,
+    read_keypoint_set,
+    write_keypoint_set,
+)
+from hgtrain.data.folder import KeypointFolder
+from hgtrain.data.photometric import PhotometricNoise
+from hgtrain.data.sample import CLASS_NAMES
+from hgtrain.data.synthetic import SyntheticKeypoints
+from hgtrain.data.transforms import ResizePad
+
+
+@pytest.fixture
+def written(tmp_path):
+    dataset = SyntheticKeypoints("val", 5, 48, noise=PhotometricNoise())
+    samples = [dataset.sample(i) for i in range(len(dataset))]
+    write_keypoint_set(tmp_path, samples, CLASS_NAMES)
+    return tmp_path, samples
+
+
+def corrupt(folder, edit):
+    path = folder / "annotations.json"
+    document = json.loads(path.read_text())
+    edit(document)
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_round_trip_is_exact(written):
+    folder, samples = written
+    keypoint_set = read_keypoint_set(folder)
+    assert keypoint_set.class_names == CLASS_NAMES
+    assert "pixel_convention" in keypoint_set.info
+    for record, sample in zip(keypoint_set.records, samples, strict=True):
+        loaded = load_sample(record)
+        np.testing.assert_array_equal(loaded.image, sample.image)
+        np.testing.assert_array_equal(loaded.keypoints, sample.keypoints)
+        np.testing.assert_array_equal(loaded.labels, sample.labels)
+        np.testing.assert_array_equal(loaded.object_ids, sample.object_ids)
+        np.testing.assert_array_equal(loaded.boxes, sample.boxes)
+        assert loaded.kinds == sample.kinds and loaded.image_id == sample.image_id
+
+
+def test_box_categories_are_standard_coco_and_shapes_take_any_count(written):
+    folder, _ = written
+    document = json.loads((folder / "annotations.json").read_text())
+    keypoints = {c["name"]: c["keypoints"] for c in document["categories"]}
+    assert keypoints.get("box", ["top_left", "bottom_right"]) == ["top_left", "bottom_right"]
+    assert all(names in (["corner"], []) for kind, names in keypoints.items() if kind != "box")
+
+
+def test_folder_dataset_serves_the_written_images(written):
+    folder, samples = written
+    image, target = KeypointFolder(folder, ResizePad(48))[2]
+    assert np.array_equal(image.numpy(), samples[2].image)
+    assert len(target["keypoints"]) == len(samples[2].keypoints)
+
+
+def test_invalid_json_is_reported_with_the_file_name(written):
+    folder, _ = written
+    (folder / "annotations.json").write_text('{"images": [}')
+    with pytest.raises(DatasetFormatError, match=r"annotations\.json: not valid JSON.*line 1"):
+        read_keypoint_set(folder)
+
+
+def test_missing_image_is_reported_with_both_names(written):
+    folder, _ = written
+    (folder / "images" / "000003.png").unlink()
+    with pytest.raises(DatasetFormatError, match=r"annotations\.json: images\[3\].*000003\.png"):
+        read_keypoint_set(folder)
+
+
+def test_missing_annotation_file_is_reported(tmp_path):
+    with pytest.raises(DatasetFormatError, match=r"annotations\.json: file not found"):
+        read_keypoint_set(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (lambda d: d.pop("annotations"), "top level: missing field 'annotations'"),
+        (lambda d: d["images"][0].pop("width"), r"images\[0\]: missing field 'width'"),
+        (lambda d: d["annotations"][0].update(bbox=[1, 2, 3]), r"annotations\[0\]: bbox"),
+        (
+            lambda d: d["annotations"][0].update(keypoints=[1.0, 2.0]),
+            r"annotations\[0\]: keypoints must be numbers x, y, v",
+        ),
+        (lambda d: d["annotations"][0].update(image_id=999), "image_id 999 is not in images"),
+        (lambda d: d["categories"][0].update(keypoints="corner"), "must be list"),
+        (lambda d: d["images"][1].update(id="two"), r"field 'id' must be int"),
+    ],
+)
+def test_wrong_fields_are_rejected_with_the_file_and_entry(written, edit, problem):
+    folder, _ = written
+    corrupt(folder, edit)
+    with pytest.raises(DatasetFormatError, match=problem) as error:
+        read_keypoint_set(folder)
+    assert str(folder / "annotations.json") in str(error.value)
+
+
+def test_box_corner_keypoints_must_sit_on_the_bbox(tmp_path):
+    image = np.zeros((3, 20, 20), np.uint8)
+    from hgtrain.data.sample import Sample
+
+    sample = Sample(
+        image,
+        np.array([(2.0, 3.0), (10.0, 12.0)], np.float32),
+        np.array([0, 1]),
+        np.array([0, 0]),
+        np.array([(2.0, 3.0, 10.0, 12.0)], np.float32),
+        ["box"],
+        0,
+    )
+    write_keypoint_set(tmp_path, [sample], CLASS_NAMES)
+    corrupt(tmp_path, lambda d: d["annotations"][0]["keypoints"].__setitem__(0, 5.0))
+    with pytest.raises(DatasetFormatError, match="not the bbox corner"):
+        read_keypoint_set(tmp_path)
+
+
+def test_unreadable_image_is_reported_with_its_name(written):
+    folder, _ = written
+    (folder / "images" / "000001.png").write_bytes(b"not a png")
+    record = read_keypoint_set(folder).records[1]
+    with pytest.raises(DatasetFormatError, match=r"000001\.png: cannot read the image"):
+        load_sample(record)
+
+
+def test_own_data_with_standard_coco_keypoints_is_read(tmp_path):
+    """A user's set: JPEG image, a category with named keypoints, hidden and absent points."""
+    from PIL import Image
+
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (30, 20), (9, 9, 9)).save(tmp_path / "photos" / "a.jpg")
+    document = {
+        "images": [{"id": 7, "file_name": "photos/a.jpg", "width": 30, "height": 20}],
+        "categories": [{"id": 1, "name": "kite", "keypoints": ["nose", "tail"]}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 7,
+                "category_id": 1,
+                "bbox": [1, 2, 20, 10],
+                "keypoints": [3.5, 4.5, 2, 0, 0, 0],
+            },
+            {
+                "id": 2,
+                "image_id": 7,
+                "category_id": 1,
+                "bbox": [5, 5, 4, 4],
+                "keypoints": [6, 6, 1, 8.25, 7, 2],
+            },
+        ],
+    }
+    (tmp_path / "annotations.json").write_text(json.dumps(document))
+    keypoint_set = read_keypoint_set(tmp_path)
+    assert keypoint_set.class_names == ("nose", "tail")
+    record = keypoint_set.records[0]
+    np.testing.assert_array_equal(record.keypoints, [(3.5, 4.5), (6, 6), (8.25, 7)])
+    np.testing.assert_array_equal(record.labels, [0, 0, 1])
+    np.testing.assert_array_equal(record.object_ids, [0, 1, 1])
+    assert load_sample(record).image.shape == (3, 20, 30)

@@ -1,0 +1,92 @@
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from hgtrain.data.datamodule import KeypointDataModule
+from hgtrain.data.render import SceneConfig
+from hgtrain.data.sample import CLASS_NAMES
+
+
+def small_module(root, **kwargs) -> KeypointDataModule:
+    settings = dict(
+        root=str(root),
+        image_size=48,
+        train_length=12,
+        val_size=4,
+        test_size=4,
+        batch_size=2,
+        num_workers=0,
+        scene=SceneConfig(objects=(1, 2)),
+    )
+    return KeypointDataModule(**{**settings, **kwargs})
+
+
+def train_ids(module, epoch=0) -> list[int]:
+    loader = module.train_dataloader()
+    loader.sampler.set_epoch(epoch)
+    return [int(t["image_id"]) for _, targets in loader for t in targets]
+
+
+def test_exposes_what_the_model_needs(tmp_path):
+    module = small_module(tmp_path)
+    assert module.num_classes == 3 and module.class_names == CLASS_NAMES
+    assert module.image_size == 48
+    assert module.test_set_names == ("test_noisy", "test_clean")
+
+
+def test_loaders_yield_contract_batches(tmp_path):
+    module = small_module(tmp_path)
+    module.prepare_data()
+    module.setup("fit")
+    images, targets = next(iter(module.train_dataloader()))
+    assert images.shape == (2, 3, 48, 48) and images.dtype == torch.uint8
+    assert len(targets) == 2 and set(targets[0]) >= {"keypoints", "labels", "sizes", "boxes"}
+    images, _ = next(iter(module.val_dataloader()))
+    assert images.shape == (2, 3, 48, 48)
+    module.setup("test")
+    noisy, clean = module.test_dataloader()
+    (noisy_images, noisy_targets), (clean_images, clean_targets) = (
+        next(iter(noisy)),
+        next(iter(clean)),
+    )
+    assert not torch.equal(noisy_images, clean_images)
+    torch.testing.assert_close(noisy_targets[0]["keypoints"], clean_targets[0]["keypoints"])
+
+
+def test_train_loader_is_disjoint_across_ranks_and_new_each_epoch(tmp_path):
+    small_module(tmp_path).prepare_data()
+    shares = []
+    for rank in (0, 1):
+        module = small_module(tmp_path)
+        module.trainer = SimpleNamespace(world_size=2, global_rank=rank)
+        module.setup("fit")
+        shares.append(train_ids(module))
+    assert len(shares[0]) == len(shares[1]) == 6
+    assert set(shares[0]).isdisjoint(shares[1])
+    assert sorted(shares[0] + shares[1]) == list(range(12))
+    assert set(train_ids(module, epoch=1)) == {12 + i for i in shares[1]}
+
+
+def test_setup_without_prepare_data_says_what_to_do(tmp_path):
+    module = small_module(tmp_path)
+    with pytest.raises(RuntimeError, match="prepare_data"):
+        module.setup("validate")
+
+
+def test_own_data_folders_replace_the_generated_sets(tmp_path):
+    generated = small_module(tmp_path / "gen", noise=False)
+    generated.prepare_data()
+    val_folder = next((tmp_path / "gen" / "synthetic").glob("val-*"))
+    module = small_module(tmp_path / "unused", train_dir=str(val_folder), val_dir=str(val_folder))
+    module.prepare_data()
+    module.setup("fit")
+    assert module.class_names == CLASS_NAMES
+    images, _ = next(iter(module.train_dataloader()))
+    assert images.shape == (2, 3, 48, 48)
+    assert not list((tmp_path / "unused" / "synthetic").glob("val-*"))  # no generated val set
+
+
+def test_bad_arguments_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match="test_sets"):
+        small_module(tmp_path, test_sets=["blurry"])

@@ -1,0 +1,122 @@
+import numpy as np
+import pytest
+import torch
+from torchvision.transforms import v2
+
+from hgtrain.data.sample import CLASS_NAMES, Sample
+from hgtrain.data.transforms import (
+    HorizontalFlip,
+    KeypointTransform,
+    RandomScaleCrop,
+    ResizePad,
+    VerticalFlip,
+)
+
+TOP_LEFT, BOTTOM_RIGHT, CORNER = 0, 1, 2
+HEIGHT, WIDTH = 40, 60
+
+
+def scene() -> Sample:
+    """A box (10.25, 5.5)-(30.75, 20) with its two corners, and a triangle with three corners."""
+    image = np.zeros((3, HEIGHT, WIDTH), np.uint8)
+    image[0, 3, 7] = 255  # a marker pixel: column 7, row 3
+    triangle = [(40.5, 30.0), (55.0, 35.25), (45.0, 38.0)]
+    return Sample(
+        image=image,
+        keypoints=np.array([(10.25, 5.5), (30.75, 20.0), *triangle], np.float32),
+        labels=np.array([TOP_LEFT, BOTTOM_RIGHT, CORNER, CORNER, CORNER]),
+        object_ids=np.array([0, 0, 1, 1, 1]),
+        boxes=np.array([(10.25, 5.5, 30.75, 20.0), (40.5, 30.0, 55.0, 38.0)], np.float32),
+        kinds=["box", "polygon"],
+        image_id=4,
+    )
+
+
+def run(pipeline, sample=None, seed=0):
+    transform = KeypointTransform(pipeline, CLASS_NAMES)
+    return transform(sample or scene(), np.random.default_rng(seed))
+
+
+def points_of(target, label):
+    return target["keypoints"][target["labels"] == label]
+
+
+def test_flipped_box_keeps_top_left_label():
+    image, target = run(HorizontalFlip(p=1.0))
+    # the box spans x in [10.25, 30.75): flipped it spans [60 - 30.75, 60 - 10.25)
+    torch.testing.assert_close(points_of(target, TOP_LEFT), torch.tensor([[29.25, 5.5]]))
+    torch.testing.assert_close(points_of(target, BOTTOM_RIGHT), torch.tensor([[49.75, 20.0]]))
+    torch.testing.assert_close(target["boxes"][0], torch.tensor([29.25, 5.5, 49.75, 20.0]))
+    assert image[0, 3, WIDTH - 1 - 7] == 255  # the image flipped the same way
+
+
+def test_vertically_flipped_box_keeps_its_classes():
+    image, target = run(VerticalFlip(p=1.0))
+    torch.testing.assert_close(points_of(target, TOP_LEFT), torch.tensor([[10.25, 20.0]]))
+    torch.testing.assert_close(points_of(target, BOTTOM_RIGHT), torch.tensor([[30.75, 34.5]]))
+    assert image[0, HEIGHT - 1 - 3, 7] == 255
+
+
+def test_flipped_generic_corners_follow_our_pixel_convention():
+    _, target = run(HorizontalFlip(p=1.0))
+    expected = torch.tensor([(60 - 40.5, 30.0), (60 - 55.0, 35.25), (60 - 45.0, 38.0)])
+    torch.testing.assert_close(points_of(target, CORNER), expected)
+    owners = target["object_ids"][target["labels"] == CORNER]
+    torch.testing.assert_close(
+        target["sizes"][target["labels"] == CORNER][0], torch.tensor([14.5, 8.0])
+    )
+    assert owners.tolist() == [1, 1, 1]
+
+
+def test_double_flip_is_the_identity():
+    _, once = run(v2.Identity())
+    _, twice = run(
+        v2.Compose([HorizontalFlip(1.0), VerticalFlip(1.0), HorizontalFlip(1.0), VerticalFlip(1.0)])
+    )
+    for key in once:
+        torch.testing.assert_close(once[key], twice[key])
+
+
+def test_scaling_maps_keypoints_like_the_image():
+    # longer side 60 -> 60 x 2: the image doubles to 80 x 120 and its top-left 60 x 60 is kept
+    image, target = run(RandomScaleCrop(60, scale=(2.0, 2.0), random_offset=False))
+    assert image.shape == (3, 60, 60)
+    # the marker pixel [7, 8) x [3, 4) becomes [14, 16) x [6, 8)
+    assert image[0, 6:8, 14:16].min() > 100 and image[0, 5, 14] < 100 and image[0, 6, 13] < 100
+    torch.testing.assert_close(points_of(target, TOP_LEFT), torch.tensor([[20.5, 11.0]]))
+    assert BOTTOM_RIGHT not in target["labels"].tolist()  # (61.5, 40) is outside
+
+
+def test_letterbox_fits_the_longer_side_and_pads():
+    image, target = run(ResizePad(20))
+    assert image.shape == (3, 20, 20)
+    assert image[:, 14:].max() == 0  # 40 x 60 -> 13 x 20, padded below
+    # each axis scales by its own ratio, like the image: 20 / 60 and 13 / 40
+    torch.testing.assert_close(
+        points_of(target, TOP_LEFT), torch.tensor([[10.25 * 20 / 60, 5.5 * 13 / 40]])
+    )
+
+
+def test_keypoints_that_leave_the_image_are_dropped():
+    # factor 1.5 * 30 / 60 = 0.75: the image becomes 30 x 45 and its left 30 columns are kept
+    _, target = run(RandomScaleCrop(30, scale=(1.5, 1.5), random_offset=False))
+    assert CORNER not in target["labels"].tolist()  # the triangle starts at x = 40.5 * 0.75
+    assert target["boxes"].shape == (1, 4)  # and its box is gone with it
+    assert torch.all(target["keypoints"] >= 0) and torch.all(target["keypoints"] < 30)
+
+
+def test_a_partly_cropped_box_keeps_only_its_visible_corner():
+    shifted = scene()
+    shifted.keypoints[:2, 0] += 25
+    shifted.boxes[0, [0, 2]] += 25  # the box now spans x from 35.25 to 55.75
+    # factor 1.5 * 40 / 60 = 1: no resize, a 40 x 40 crop at the top-left
+    _, target = run(RandomScaleCrop(40, scale=(1.5, 1.5), random_offset=False), shifted)
+    torch.testing.assert_close(points_of(target, TOP_LEFT), torch.tensor([[35.25, 5.5]]))
+    assert BOTTOM_RIGHT not in target["labels"].tolist()
+    torch.testing.assert_close(target["boxes"][0], torch.tensor([35.25, 5.5, 40.0, 20.0]))
+    torch.testing.assert_close(target["sizes"][0], torch.tensor([4.75, 14.5]))
+
+
+def test_scale_range_must_be_positive():
+    with pytest.raises(ValueError, match="scale"):
+        RandomScaleCrop(32, scale=(0.0, 1.0))
