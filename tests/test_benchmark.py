@@ -1,11 +1,15 @@
 """The training-step benchmark, and activation checkpointing, the memory option it measures."""
 
 import copy
+import json
+import math
+from dataclasses import replace
 
 import pytest
 import torch
 
 from hgtrain import build_backbone
+from hgtrain.benchmark import TRAINING_SIZES, BenchmarkConfig, benchmark, count_flops, main
 
 from .models.conftest import tiny_config
 
@@ -47,3 +51,67 @@ def test_checkpointing_is_off_in_evaluation_and_without_grad():
     backbone.train()
     train_once(backbone, x)
     assert len(calls) == 4  # forward, then the recomputation in backward
+
+
+def test_benchmark_reports_sane_timings_flops_and_memory():
+    config = BenchmarkConfig(
+        backbone=tiny_config("squeeze"), input_size=64, batch_size=2, steps=3, warmup=1
+    )
+    result = benchmark(config)
+    times, throughput = result["step_time_s"], result["images_per_s"]
+    assert 0 < times["min"] <= times["q1"] <= times["median"] <= times["q3"] <= times["max"]
+    assert throughput["median"] == pytest.approx(2 / times["median"])
+    assert throughput["min"] <= throughput["q1"] <= throughput["median"] <= throughput["max"]
+    assert len(result["warmup_step_s"]) == 1 and len(result["losses"]) == 3
+    assert all(math.isfinite(loss) for loss in result["losses"])
+    assert result["flops_per_step"] > 0
+    assert result["tflops_per_s"] == pytest.approx(
+        result["flops_per_step"] / times["median"] / 1e12
+    )
+    # Weights, gradients and two Adam moments: four float32 copies of every parameter.
+    assert result["state_memory_mib"] >= 4 * 4 * result["parameters"] / 2**20
+    assert result["peak_memory_mib"] >= 0 and result["memory_method"]
+
+
+def test_flops_double_with_the_batch_and_ignore_checkpointing():
+    base = BenchmarkConfig(backbone=tiny_config("saccade"), input_size=64, batch_size=1)
+    one = count_flops(base)
+    assert count_flops(replace(base, batch_size=2)) == 2 * one
+    assert count_flops(replace(base, checkpoint_stacks=True)) == one
+
+
+def test_flops_of_a_full_training_step_are_about_three_forwards():
+    # Spec section 8: the Squeeze backbone at 511 px costs 74 GFLOPs forward; fwd + bwd ~ 3x.
+    flops = count_flops(BenchmarkConfig(backbone="squeeze", input_size=511, batch_size=1))
+    assert 3 * 74e9 < flops < 3 * 131e9
+
+
+def test_command_line_writes_json(tmp_path):
+    path = tmp_path / "out" / "result.json"
+    main(
+        "--backbone squeeze --input-size 127 --batch-size 2 --steps 1 --warmup 0 "
+        f"--device cpu --json {path}".split()
+    )
+    result = json.loads(path.read_text())
+    assert result["config"]["backbone"] == "squeeze"
+    assert result["config"]["input_size"] == 127
+    assert result["images_per_s"]["median"] > 0
+    assert result["memory_reliable"] is True
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (dict(backbone="cornernet", input_size=500), "nearest input sizes"),
+        (dict(batch_size=0), "batch_size >= 1"),
+        (dict(precision="16"), "precision must be"),
+        (dict(device="tpu"), "device must be"),
+    ],
+)
+def test_bad_configurations_are_refused_with_the_fix(options, message):
+    with pytest.raises(ValueError, match=message):
+        BenchmarkConfig(**options)
+
+
+def test_default_input_size_is_the_training_size():
+    assert [BenchmarkConfig(backbone=name).input_size for name in TRAINING_SIZES] == [511, 255, 511]

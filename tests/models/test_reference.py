@@ -14,21 +14,6 @@ from tests.reference import cornernet_lite
 from .conftest import tiny_config
 
 
-def reference_for(config: HourglassConfig) -> torch.nn.Module:
-    return cornernet_lite.build(
-        config.n,
-        config.dims,
-        config.modules,
-        config.stacks,
-        fire=config.block == "fire",
-        transposed_unpool=config.unpool == "transposed",
-        stem_depth=config.stem_depth,
-        stem_dim=config.stem_channels,
-        cnv_dim=config.feature_dim,
-        mergs=config.return_mergs,
-    )
-
-
 def twin_networks(config: HourglassConfig, seed: int = 0):
     """hgtrain's backbone with random weights and random BN statistics, and the reference with a copy."""
     torch.manual_seed(seed)
@@ -38,7 +23,7 @@ def twin_networks(config: HourglassConfig, seed: int = 0):
             buffer.normal_(0, 0.1)
         elif name.endswith("running_var"):
             buffer.uniform_(0.5, 2.0)
-    reference = reference_for(config)
+    reference = cornernet_lite.from_config(config)
     reference.load_state_dict(ours.state_dict(), strict=True)
     return ours, reference
 

@@ -357,4 +357,20 @@ def cornernet_squeeze() -> hg:
     )
 
 
+def from_config(config) -> hg:
+    """The network described by an ``hgtrain`` ``HourglassConfig`` (read attribute by attribute)."""
+    return build(
+        config.n,
+        config.dims,
+        config.modules,
+        config.stacks,
+        fire=config.block == "fire",
+        transposed_unpool=config.unpool == "transposed",
+        stem_depth=config.stem_depth,
+        stem_dim=config.stem_channels,
+        cnv_dim=config.feature_dim,
+        mergs=config.return_mergs,
+    )
+
+
 VARIANTS = {"cornernet": cornernet, "saccade": cornernet_saccade, "squeeze": cornernet_squeeze}

@@ -1,0 +1,432 @@
+"""``hgtrain benchmark``: time full training steps of a backbone with its heads and loss.
+
+A step is what one optimisation step of ``hgtrain fit`` costs without the data loader: the uint8
+batch is normalised on the device, the targets are encoded, the focal and offset losses of every
+stack are computed (``HourglassKeypointModule.shared_step``), then backward and an Adam step. The
+batch is synthetic (random pixels, random boxes and keypoints in the contract's batch format) and
+made once, so that only the model is timed; the data pipeline is measured on its own
+(``--data-workers``) and reported next to it.
+
+Reported: step times after warm-up (median, quartiles, min, max) and images/s, the FLOPs of one
+step (convolutions and matrix products of forward and backward, counted with
+``torch.utils.flop_counter`` on the meta device, so they cost nothing and exclude checkpoint
+recomputation) and the achieved TFLOP/s, and peak memory:
+
+* CUDA: ``torch.cuda.max_memory_allocated`` over the timed steps (the whole training state plus
+  the step's activations).
+* CPU: the process's peak resident set size (``ru_maxrss``) minus its size before the model was
+  built. ``main`` runs one configuration per process, so the peak is that configuration's; when
+  ``benchmark`` is called in a process that was bigger before, the figure is flagged unreliable.
+
+``state_memory_mib`` (weights, gradients, optimizer state) is counted exactly; the rest of the peak
+is activations and workspace, the part that batch size, checkpointing and precision change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+from torch.utils.flop_counter import FlopCounterMode
+
+from hgtrain.models.backbone import HourglassConfig
+from hgtrain.models.registry import get_config, list_backbones
+from hgtrain.module import Batch, HourglassKeypointModule
+
+TRAINING_SIZES = {"cornernet": 511, "saccade": 255, "squeeze": 511}
+"""Input side each variant is trained at in the original configs."""
+
+MIB = 2**20
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """One configuration to time. See ``hgtrain benchmark --help`` for each option."""
+
+    backbone: str | HourglassConfig = "squeeze"
+    input_size: int | None = None
+    batch_size: int = 2
+    device: str = "cpu"
+    steps: int = 5
+    warmup: int = 2
+    channels_last: bool = False
+    precision: Literal["32", "bf16"] = "32"
+    compile: bool = False
+    checkpoint_stacks: bool = False
+    fused_optimizer: bool = False
+    cudnn_benchmark: bool = False
+    corner_pool: bool = False
+    num_classes: int = 3
+    objects_per_image: int = 8
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        variant = self.backbone
+        if not isinstance(variant, HourglassConfig):
+            variant = get_config(variant)
+        if self.input_size is None:
+            object.__setattr__(self, "input_size", TRAINING_SIZES.get(variant.name, 511))
+        variant.check_input_size(self.input_size, self.input_size)
+        if self.batch_size < 1 or self.steps < 1 or self.warmup < 0:
+            raise ValueError(
+                f"need batch_size >= 1, steps >= 1 and warmup >= 0, got {self.batch_size}, "
+                f"{self.steps}, {self.warmup}"
+            )
+        if self.precision not in ("32", "bf16"):
+            raise ValueError(f"precision must be '32' or 'bf16', got {self.precision!r}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                "device 'cuda' asked for, but torch sees no CUDA device; use --device cpu"
+            )
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
+
+
+def synthetic_batch(
+    batch_size: int,
+    input_size: int,
+    num_classes: int = 3,
+    objects_per_image: int = 8,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> Batch:
+    """Random uint8 images and random boxes whose corners (classes 0, 1) and centres (class 2; all
+    clamped to ``num_classes - 1``) are the keypoints, in the contract's batch format."""
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (batch_size, 3, input_size, input_size), generator=generator)
+    targets = []
+    for index in range(batch_size):
+        sizes = input_size * (0.05 + 0.4 * torch.rand(objects_per_image, 2, generator=generator))
+        corners = (input_size - sizes) * torch.rand(objects_per_image, 2, generator=generator)
+        boxes = torch.cat([corners, corners + sizes], dim=1)
+        centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+        labels = torch.tensor([0, 1, 2]).clamp(max=num_classes - 1)
+        targets.append(
+            {
+                "keypoints": torch.cat([boxes[:, :2], boxes[:, 2:], centres]).to(device),
+                "labels": labels.repeat_interleave(objects_per_image).to(device),
+                "sizes": sizes.repeat(3, 1).to(device),
+                "boxes": boxes.to(device),
+                "image_id": torch.tensor(index, device=device),
+            }
+        )
+    return images.to(torch.uint8).to(device), targets
+
+
+def build_module(config: BenchmarkConfig, device: str | None = None) -> HourglassKeypointModule:
+    """The LightningModule of ``hgtrain fit`` for this configuration, in train mode, on ``device``
+    (default: the configuration's)."""
+    module = HourglassKeypointModule(
+        backbone=config.backbone,
+        num_classes=config.num_classes,
+        input_size=config.input_size,
+        corner_pool=config.corner_pool,
+    )
+    module.backbone.checkpoint_stacks = config.checkpoint_stacks
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    return module.to(device=device or config.device, memory_format=memory_format).train()
+
+
+def build_optimizer(module: torch.nn.Module, fused: bool) -> torch.optim.Optimizer:
+    """The original optimizer, Adam with lr 2.5e-4; ``fused`` picks the single-kernel version."""
+    return torch.optim.Adam(module.parameters(), lr=2.5e-4, fused=True if fused else None)
+
+
+class TrainStep:
+    """One optimisation step: zero grads, forward + loss (under autocast for bf16), backward, step."""
+
+    def __init__(
+        self,
+        module: HourglassKeypointModule,
+        optimizer: torch.optim.Optimizer,
+        precision: str = "32",
+    ) -> None:
+        self.module = module
+        self.optimizer = optimizer
+        self.precision = precision
+        self.device_type = next(module.parameters()).device.type
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.precision == "bf16":
+            return torch.autocast(self.device_type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def __call__(self, batch: Batch) -> Tensor:
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            _, losses, _ = self.module.shared_step(batch)
+        losses.total.backward()
+        self.optimizer.step()
+        return losses.total.detach()
+
+
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_step(step: Callable[[Batch], Tensor], batch: Batch, device: str) -> tuple[float, Tensor]:
+    """Wall-clock seconds of one step, the device's queue drained before and after."""
+    synchronize(device)
+    start = time.perf_counter()
+    loss = step(batch)
+    synchronize(device)
+    return time.perf_counter() - start, loss
+
+
+def count_flops(config: BenchmarkConfig) -> int:
+    """FLOPs (2 x multiply-adds) of one training step's forward and backward at the batch size.
+
+    Counted on the meta device, so nothing is computed or allocated. Only convolutions and matrix
+    products count (the loss and the normalisation layers add well under 1 %); checkpoint
+    recomputation is not counted, so TFLOP/s compare across options as model throughput.
+    """
+    with torch.device("meta"):
+        module = build_module(replace(config, checkpoint_stacks=False), device="meta")
+        images = torch.empty(config.batch_size, 3, config.input_size, config.input_size)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        outputs = module(images)
+        surrogate = sum(t.float().sum() for t in flatten_outputs(outputs))
+        surrogate.backward()
+    return counter.get_total_flops()
+
+
+def flatten_outputs(outputs: Any) -> Iterator[Tensor]:
+    """Every tensor in a (nested) head output."""
+    if isinstance(outputs, Tensor):
+        yield outputs
+    else:
+        for item in outputs:
+            yield from flatten_outputs(item)
+
+
+class PeakMemory:
+    """Peak memory over a stretch of work: CUDA allocator peak, or the process's peak RSS on CPU."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.baseline = current_rss() if device == "cpu" else 0
+        self.reliable = device != "cpu" or peak_rss() <= self.baseline + 16 * MIB
+
+    def restart(self) -> None:
+        """Count the peak from now on (CUDA only: a process's peak RSS cannot be reset)."""
+        if self.device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+
+    def peak(self) -> int:
+        if self.device == "cuda":
+            return torch.cuda.max_memory_allocated()
+        return max(0, peak_rss() - self.baseline)
+
+    @property
+    def method(self) -> str:
+        if self.device == "cuda":
+            return "torch.cuda.max_memory_allocated over the timed steps"
+        return "peak RSS (ru_maxrss) minus RSS before the model was built"
+
+
+def current_rss() -> int:
+    """Resident set size of this process in bytes (Linux)."""
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * resource.getpagesize()
+
+
+def peak_rss() -> int:
+    """Peak resident set size of this process in bytes (``ru_maxrss`` is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def state_bytes(module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """Bytes of the training state: parameters, buffers, gradients and optimizer state."""
+    tensors = [*module.parameters(), *module.buffers()]
+    tensors += [p.grad for p in module.parameters() if p.grad is not None]
+    tensors += [
+        v for state in optimizer.state.values() for v in state.values() if isinstance(v, Tensor)
+    ]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median, quartiles, min and max."""
+    ordered = sorted(values)
+    q1, median, q3 = (
+        statistics.quantiles(ordered, n=4, method="inclusive") if len(ordered) > 1 else ordered * 3
+    )
+    return {"median": median, "q1": q1, "q3": q3, "min": ordered[0], "max": ordered[-1]}
+
+
+def machine_info(device: str) -> dict[str, Any]:
+    """What the numbers were measured on."""
+    info = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+    }
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+        info["cuda"] = torch.version.cuda
+        info["cudnn_tf32"] = torch.backends.cudnn.allow_tf32
+        info["matmul_precision"] = torch.get_float32_matmul_precision()
+    return info
+
+
+def benchmark(config: BenchmarkConfig) -> dict[str, Any]:
+    """Time ``config.steps`` training steps after ``config.warmup`` and return the results."""
+    torch.backends.cudnn.benchmark = config.cudnn_benchmark
+    memory = PeakMemory(config.device)
+    torch.manual_seed(config.seed)
+    module = build_module(config)
+    optimizer = build_optimizer(module, config.fused_optimizer)
+    if config.compile:
+        module.compile()
+    step = TrainStep(module, optimizer, config.precision)
+    images, targets = synthetic_batch(
+        config.batch_size,
+        config.input_size,
+        config.num_classes,
+        config.objects_per_image,
+        config.seed,
+        config.device,
+    )
+    if config.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    batch = (images, targets)
+
+    warmup_times = [time_step(step, batch, config.device)[0] for _ in range(config.warmup)]
+    memory.restart()
+    times, losses = [], []
+    for _ in range(config.steps):
+        seconds, loss = time_step(step, batch, config.device)
+        times.append(seconds)
+        losses.append(loss.item())
+    peak = memory.peak()
+    state = state_bytes(module, optimizer)
+
+    flops = count_flops(config)
+    step_time = spread(times)
+    slowest_first = {"median": "median", "q1": "q3", "q3": "q1", "min": "max", "max": "min"}
+    images_per_s = {k: config.batch_size / step_time[t] for k, t in slowest_first.items()}
+    return {
+        "config": asdict(config),
+        "machine": machine_info(config.device),
+        "parameters": sum(p.numel() for p in module.parameters()),
+        "optimizer": "Adam (fused)" if config.fused_optimizer else "Adam (default implementation)",
+        "warmup_step_s": warmup_times,
+        "step_time_s": step_time,
+        "images_per_s": images_per_s,
+        "flops_per_step": flops,
+        "tflops_per_s": flops / step_time["median"] / 1e12,
+        "peak_memory_mib": peak / MIB,
+        "state_memory_mib": state / MIB,
+        "activation_memory_mib": max(0, peak - state) / MIB,
+        "memory_method": memory.method,
+        "memory_reliable": memory.reliable,
+        "losses": losses,
+    }
+
+
+def summary(result: dict[str, Any]) -> str:
+    """One line per result, for the terminal."""
+    c = result["config"]
+    options = [
+        name
+        for name in (
+            "channels_last",
+            "compile",
+            "checkpoint_stacks",
+            "fused_optimizer",
+            "cudnn_benchmark",
+            "corner_pool",
+        )
+        if c[name]
+    ]
+    ips, t = result["images_per_s"], result["step_time_s"]
+    name = c["backbone"] if isinstance(c["backbone"], str) else c["backbone"]["name"]
+    return (
+        f"{name} @{c['input_size']} x{c['batch_size']} {c['device']} "
+        f"precision={c['precision']} {' '.join(options) or 'eager'}: "
+        f"{ips['median']:.2f} img/s (IQR {ips['q1']:.2f}-{ips['q3']:.2f}), "
+        f"step {t['median']:.3f} s, {result['tflops_per_s']:.3f} TFLOP/s, "
+        f"peak {result['peak_memory_mib']:.0f} MiB (state {result['state_memory_mib']:.0f} MiB, "
+        f"activations {result['activation_memory_mib']:.0f} MiB)"
+    )
+
+
+def parse_args(args: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="hgtrain benchmark",
+        description="Time full training steps (forward, loss, backward, Adam) of an hourglass "
+        "backbone with its heads on synthetic batches; report images/s, TFLOP/s and peak memory.",
+    )
+    parser.add_argument("--backbone", default="squeeze", choices=list_backbones())
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        help="input side in pixels (default: the variant's training size, 511 / 255 / 511)",
+    )
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument(
+        "--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"]
+    )
+    parser.add_argument("--steps", type=int, default=5, help="timed steps")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--channels-last", action="store_true", help="NHWC weights and inputs")
+    parser.add_argument(
+        "--precision", default="32", choices=["32", "bf16"], help="bf16: bf16-mixed autocast"
+    )
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model's forward")
+    parser.add_argument(
+        "--checkpoint-stacks",
+        action="store_true",
+        help="activation checkpointing per hourglass stack",
+    )
+    parser.add_argument("--fused-optimizer", action="store_true", help="Adam(fused=True)")
+    parser.add_argument(
+        "--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark"
+    )
+    parser.add_argument(
+        "--corner-pool", action="store_true", help="CornerNet's corner pooling before the heads"
+    )
+    parser.add_argument("--num-classes", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    parser.add_argument("--json", type=Path, default=None, help="write the result to this file")
+    return parser.parse_args(args)
+
+
+def main(args: list[str] | None = None) -> dict[str, Any]:
+    """Entry point of ``hgtrain benchmark``."""
+    options = vars(parse_args(args))
+    json_path, threads = options.pop("json"), options.pop("threads")
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        config = BenchmarkConfig(**options)
+    except ValueError as error:
+        raise SystemExit(f"hgtrain benchmark: {error}") from None
+    result = benchmark(config)
+    print(summary(result))
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
