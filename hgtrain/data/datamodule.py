@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -99,6 +100,9 @@ class KeypointDataModule(L.LightningDataModule):
         if image_size < 16 or batch_size < 1 or num_workers < 0:
             raise ValueError("need image_size >= 16, batch_size >= 1 and num_workers >= 0")
         self.save_hyperparameters()
+        for name in ("scene", "noise_config"):  # plain values, so checkpoints load weights_only
+            if dataclasses.is_dataclass(self.hparams[name]):
+                self.hparams[name] = dataclasses.asdict(self.hparams[name])
         self.root = Path(root)
         self.image_size = image_size
         self.scene = scene if scene is not None else SceneConfig()
@@ -193,7 +197,7 @@ class KeypointDataModule(L.LightningDataModule):
         """Build the datasets of ``stage`` (generated sets must exist: see :meth:`prepare_data`)."""
         evaluation = ResizePad(self.image_size)
         if stage in (None, "fit"):
-            self.datasets["train"] = self._train_set()
+            self.datasets["train"] = self.make_train_dataset()
         if stage in (None, "fit", "validate"):
             self.datasets["val"] = KeypointFolder(self.val_dir or self._ready("val"), evaluation)
         if stage in (None, "test", "predict"):
@@ -203,7 +207,8 @@ class KeypointDataModule(L.LightningDataModule):
                 folder = self._ready("test", variant == "noisy")
                 self.datasets[f"test_{variant}"] = KeypointFolder(folder, evaluation)
 
-    def _train_set(self) -> Dataset:
+    def make_train_dataset(self) -> Dataset:
+        """The training dataset of this configuration (synthetic stream or own folder)."""
         if self.train_dir is not None:
             return KeypointFolder(self.train_dir, self.train_pipeline, self.seed)
         noise = self.noise_config if self.noise else None

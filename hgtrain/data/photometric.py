@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 __all__ = ["PhotometricNoise", "apply_photometric_noise"]
@@ -81,7 +82,9 @@ def apply_photometric_noise(
         image = _motion_blur(rng, image, 2 * int(rng.integers(1, noise.motion_blur // 2 + 1)) + 1)
     if apply[3]:
         std = rng.uniform(*noise.gaussian_std)
-        grain = rng.standard_normal(image.shape[1:], dtype=np.float32)
+        # torch's normal sampler is ~2.5x faster than numpy's; seeded from the sample's generator
+        generator = torch.Generator().manual_seed(int(rng.integers(2**63)))
+        grain = torch.randn(image.shape[1:], generator=generator).numpy()
         grain *= std
         image += grain
     np.clip(image, 0.0, 255.0, out=image)

@@ -7,14 +7,17 @@ The method is the signed-area accumulation used by font rasterisers: every polyg
 the integer grid lines into pieces that each lie inside one pixel; a piece with vertical extent dy
 adds ``dy * (1 - xm)`` to its own pixel (xm: its mean x inside the pixel) and ``dy * xm`` to the
 pixel on its right, and a cumulative sum along each row turns these into covered areas. It is
-vectorised over all edges, so a checkerboard costs a handful of numpy calls.
+vectorised over all edges, so a checkerboard costs a handful of numpy calls. Axis-aligned
+rectangles take a shortcut: their coverage is the product of two 1-D overlaps.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-__all__ = ["Window", "polygon_coverage", "polygon_window"]
+__all__ = ["Window", "box_window", "polygon_coverage", "polygon_window"]
 
 Window = tuple[int, int, int, int]
 """A pixel rectangle (x0, y0, x1, y1) of the image: columns x0..x1-1, rows y0..y1-1."""
@@ -23,9 +26,18 @@ Window = tuple[int, int, int, int]
 def polygon_window(polygons: list[np.ndarray], height: int, width: int) -> Window:
     """The smallest pixel rectangle, clipped to the image, that contains all ``polygons``."""
     points = np.concatenate(polygons)
-    x0, y0 = np.floor(points.min(axis=0)).astype(int)
-    x1, y1 = np.ceil(points.max(axis=0)).astype(int)
-    return max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    return box_window((*points.min(axis=0), *points.max(axis=0)), height, width)
+
+
+def box_window(box: tuple[float, float, float, float], height: int, width: int) -> Window:
+    """The smallest pixel rectangle, clipped to the image, that contains the xyxy ``box``."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return (
+        max(math.floor(x0), 0),
+        max(math.floor(y0), 0),
+        min(math.ceil(x1), width),
+        min(math.ceil(y1), height),
+    )
 
 
 def polygon_coverage(polygons: list[np.ndarray], window: Window) -> np.ndarray:
@@ -42,6 +54,8 @@ def polygon_coverage(polygons: list[np.ndarray], window: Window) -> np.ndarray:
     """
     x0, y0, x1, y1 = window
     height, width = y1 - y0, x1 - x0
+    if len(polygons) == 1 and _is_upright_rectangle(polygons[0]):
+        return _rectangle_coverage(polygons[0] - (x0, y0), height, width)
     starts = np.concatenate(polygons).astype(np.float64) - (x0, y0)
     last = np.cumsum([len(p) for p in polygons]) - 1
     following = np.arange(1, len(starts) + 1)
@@ -62,6 +76,25 @@ def polygon_coverage(polygons: list[np.ndarray], window: Window) -> np.ndarray:
     accumulator[1:] += np.bincount(flat, dy * x_in_pixel, minlength=size)[:-1]
     area = np.cumsum(accumulator[:-1].reshape(height, width + 1)[:, :width], axis=1)
     return np.minimum(np.abs(area), 1.0).astype(np.float32)
+
+
+def _is_upright_rectangle(polygon: np.ndarray) -> bool:
+    """Whether ``polygon`` is an axis-aligned rectangle (4 vertices, edges alternately flat)."""
+    if len(polygon) != 4:
+        return False
+    step = np.roll(polygon, -1, axis=0) - polygon
+    flat = step == 0
+    return bool((flat[::2, 0] & flat[1::2, 1]).all() or (flat[::2, 1] & flat[1::2, 0]).all())
+
+
+def _rectangle_coverage(rectangle: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Exact coverage of an axis-aligned rectangle: the product of two 1-D overlaps."""
+    (x0, y0), (x1, y1) = rectangle.min(axis=0), rectangle.max(axis=0)
+    columns = np.arange(width, dtype=np.float64)
+    rows = np.arange(height, dtype=np.float64)
+    cover_x = np.clip(np.minimum(columns + 1, x1) - np.maximum(columns, x0), 0.0, 1.0)
+    cover_y = np.clip(np.minimum(rows + 1, y1) - np.maximum(rows, y0), 0.0, 1.0)
+    return np.outer(cover_y, cover_x).astype(np.float32)
 
 
 def _grid_crossings(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

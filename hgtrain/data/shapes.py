@@ -124,7 +124,11 @@ def line(rng: np.random.Generator, size: float, rules: ShapeRules) -> Shape | No
 
 def checkerboard(rng: np.random.Generator, size: float, rules: ShapeRules) -> Shape | None:
     """A 3-5 x 3-5 board warped by an affine map and a mild perspective; keypoints: all vertices."""
-    columns, rows = rng.integers(3, 6, size=2)
+    # Cells need room: at least ~1.4 minimum distances across (the warp shrinks some).
+    most = min(5, int(size / (1.4 * rules.min_distance)))
+    if most < 3:
+        return None
+    columns, rows = rng.integers(3, most + 1, size=2)
     u, v = np.meshgrid(np.arange(columns + 1) - columns / 2, np.arange(rows + 1) - rows / 2)
     grid = np.stack([u, v], axis=-1).reshape(-1, 2)
     angle = rng.uniform(0, 2 * np.pi)

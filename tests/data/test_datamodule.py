@@ -87,6 +87,14 @@ def test_own_data_folders_replace_the_generated_sets(tmp_path):
     assert not list((tmp_path / "unused" / "synthetic").glob("val-*"))  # no generated val set
 
 
+def test_hyperparameters_load_with_weights_only(tmp_path):
+    module = small_module(tmp_path)
+    torch.save(dict(module.hparams), tmp_path / "hparams.pt")
+    loaded = torch.load(tmp_path / "hparams.pt", weights_only=True)
+    assert loaded["scene"]["objects"] == (1, 2) and loaded["image_size"] == 48
+    assert SceneConfig(**loaded["scene"]) == module.scene
+
+
 def test_bad_arguments_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="test_sets"):
         small_module(tmp_path, test_sets=["blurry"])
