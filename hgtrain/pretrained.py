@@ -2,25 +2,63 @@
 
 Accepted files (the format is recognised from the content, never from the name):
 
+- a backbone written by ``hgtrain export`` (``"format": "hgtrain-backbone"``): weights, exact
+  architecture, input normalisation and provenance;
+- an hgtrain training checkpoint (Lightning ``.ckpt``): the architecture comes from its
+  hyperparameters, and ``with_heads=True`` gives back the whole trained module;
 - an original CornerNet-Lite checkpoint: a ``torch.save``'d state dict with ``module.hg.*`` keys,
   heads included (``CornerNet_Squeeze_500000.pkl`` and its siblings);
 - an ECCV'18 CornerNet checkpoint (``module.kps.*``, ``module.pre.*``, ...);
 - a bare hgtrain backbone state dict (``pre.*``, ``hgs.*``, ``cnvs.*``, ...).
 
-Files are read with ``torch.load(weights_only=True)``, so loading cannot run code.
+Wrapper prefixes are dropped first: ``module.`` (DataParallel / DDP), ``model.``, and
+``torch.compile``'s ``_orig_mod.`` wherever it occurs. Where the file records no architecture, it is
+inferred from the keys and shapes. Files are read with ``torch.load(weights_only=True)``, so loading
+cannot run code.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import torch
 
-from hgtrain.models.backbone import HourglassBackbone
+from hgtrain.models.backbone import HourglassBackbone, HourglassConfig
 from hgtrain.models.convert import from_cornernet_lite, infer_config, load_state_exactly
+from hgtrain.models.registry import get_config
+
+if TYPE_CHECKING:
+    from hgtrain.module import HourglassKeypointModule
+
+BACKBONE_FORMAT = "hgtrain-backbone"
+BACKBONE_FORMAT_VERSION = 1
+WRAPPER_PREFIXES = ("module.", "model.")
+COMPILE_PREFIX = "_orig_mod."
+MODES = ("train", "eval", "frozen")
+
+Mode = Literal["train", "eval", "frozen"]
+
+
+@dataclass(frozen=True)
+class StoredBackbone:
+    """A backbone as a file holds it.
+
+    Attributes:
+        state: the weights, in hgtrain's key layout (``pre.*``, ``hgs.*``, ...).
+        config: the architecture: recorded in the file (exports, training checkpoints) or inferred
+            from the weights (original checkpoints, bare state dicts).
+        normalization: ``{"pixel_mean": [...], "pixel_std": [...]}`` the weights were trained
+            with, when the file records it.
+    """
+
+    state: dict[str, torch.Tensor]
+    config: HourglassConfig
+    normalization: dict[str, list[float]] | None
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> Any:
@@ -37,29 +75,204 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
         ) from err
 
 
-def backbone_state_dict(content: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:
-    """The backbone weights, in hgtrain's key layout, out of whatever ``read_checkpoint`` returned."""
-    if not isinstance(content, Mapping) or not all(
-        isinstance(v, torch.Tensor) for v in content.values()
+def is_backbone_export(content: Any) -> bool:
+    """True for the content of a file written by ``hgtrain export`` in its own format."""
+    return isinstance(content, Mapping) and content.get("format") == BACKBONE_FORMAT
+
+
+def is_training_checkpoint(content: Any) -> bool:
+    """True for a Lightning checkpoint that has the hyperparameters to rebuild its module."""
+    return (
+        isinstance(content, Mapping)
+        and isinstance(content.get("state_dict"), Mapping)
+        and isinstance(content.get("hyper_parameters"), Mapping)
+    )
+
+
+def strip_wrappers(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Keys without the prefixes of wrappers: ``module.`` and ``model.`` in front, and
+    ``torch.compile``'s ``_orig_mod.`` wherever it is (``backbone._orig_mod.pre.*``)."""
+    stripped = {}
+    for key, value in state.items():
+        key = key.replace(COMPILE_PREFIX, "")
+        while key.startswith(WRAPPER_PREFIXES):
+            key = key.split(".", 1)[1]
+        stripped[key] = value
+    return stripped
+
+
+def stored_state(content: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """The state dict in a file: its ``state_dict`` entry or the content itself, wrappers stripped."""
+    if isinstance(content, Mapping) and isinstance(content.get("state_dict"), Mapping):
+        content = content["state_dict"]
+    if (
+        not isinstance(content, Mapping)
+        or not content
+        or not all(isinstance(v, torch.Tensor) for v in content.values())
     ):
         raise ValueError(
-            f"{source} holds no state dict of tensors; expected a CornerNet-Lite or CornerNet "
-            "checkpoint or an hgtrain backbone state dict."
+            f"{source} holds no state dict of tensors; expected a backbone from 'hgtrain export', "
+            "an hgtrain training checkpoint, a CornerNet-Lite or CornerNet checkpoint, or an "
+            "hgtrain backbone state dict."
         )
-    if "pre.0.conv.weight" in content:
-        return dict(content)
-    backbone, _ = from_cornernet_lite(content)
+    return strip_wrappers(content)
+
+
+def backbone_state_dict(content: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """The backbone weights, in hgtrain's key layout, out of whatever ``read_checkpoint`` returned."""
+    state = stored_state(content, source)
+    if any(k.startswith("backbone.") for k in state):
+        return {
+            k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")
+        }
+    if any(k.startswith("hgs.") for k in state):  # ECCV'18 files have "pre." keys too
+        return state
+    backbone, _ = from_cornernet_lite(state)
     return backbone
 
 
-def load_backbone(path: str | os.PathLike[str]) -> HourglassBackbone:
-    """Build the backbone that the weights in ``path`` belong to, and load them strictly.
+def check_export(content: Mapping[str, Any], source: str) -> None:
+    """A ``ValueError`` for an export of a format version this hgtrain cannot read, or a damaged one."""
+    version = content.get("format_version")
+    if not isinstance(version, int) or not 1 <= version <= BACKBONE_FORMAT_VERSION:
+        raise ValueError(
+            f"{source} is an hgtrain backbone of format version {version!r}, but this hgtrain "
+            f"reads versions 1 to {BACKBONE_FORMAT_VERSION}: upgrade hgtrain to load it."
+        )
+    missing = [k for k in ("state_dict", "config", "input") if k not in content]
+    if missing:
+        raise ValueError(f"{source} is a damaged hgtrain backbone export: no {', '.join(missing)}.")
 
-    The architecture (variant, depth, widths, stacks) is inferred from the keys and shapes, so no
-    config is needed. The returned module is in training mode, on the CPU.
+
+def config_from_hparams(backbone: str | Mapping[str, Any]) -> HourglassConfig:
+    """The config that a module's ``backbone`` hyperparameter (a name or plain dict) stands for."""
+    return HourglassConfig(**backbone) if isinstance(backbone, Mapping) else get_config(backbone)
+
+
+def stored_backbone(content: Any, source: str = "checkpoint") -> StoredBackbone:
+    """The backbone weights, architecture and normalisation out of any accepted file's content."""
+    if is_backbone_export(content):
+        check_export(content, source)
+        normalization = {k: list(content["input"][k]) for k in ("pixel_mean", "pixel_std")}
+        return StoredBackbone(
+            stored_state(content, source), HourglassConfig(**content["config"]), normalization
+        )
+    state = backbone_state_dict(content, source)
+    hparams = content.get("hyper_parameters") if is_training_checkpoint(content) else None
+    if hparams and "backbone" in hparams:
+        normalization = None
+        if "pixel_mean" in hparams and "pixel_std" in hparams:
+            normalization = {k: list(hparams[k]) for k in ("pixel_mean", "pixel_std")}
+        return StoredBackbone(state, config_from_hparams(hparams["backbone"]), normalization)
+    return StoredBackbone(state, infer_config(state), None)
+
+
+def architecture_differences(stored: HourglassConfig, model: HourglassConfig) -> list[str]:
+    """``field: stored in the file vs the model`` for every field that shapes the weights."""
+    return [
+        f"{f.name} {getattr(stored, f.name)!r} (the model: {getattr(model, f.name)!r})"
+        for f in fields(HourglassConfig)
+        if f.name not in ("name", "return_mergs")
+        and getattr(stored, f.name) != getattr(model, f.name)
+    ]
+
+
+def load_backbone_weights(
+    backbone: HourglassBackbone,
+    path: str | os.PathLike[str],
+    pixel_mean: Sequence[float] | None = None,
+    pixel_std: Sequence[float] | None = None,
+) -> StoredBackbone:
+    """Load the backbone weights of any accepted file into an existing backbone, strictly.
+
+    A file of another variant or size is a ``ValueError`` that names the architecture fields that
+    differ and the missing, unexpected and mis-shaped keys. When the file records the input
+    normalisation the weights were trained with and ``pixel_mean`` / ``pixel_std`` differ from it,
+    a warning says so (the pretrained features would see shifted inputs).
     """
     source = str(path)
-    state = backbone_state_dict(read_checkpoint(path), source)
-    backbone = HourglassBackbone(infer_config(state))
-    load_state_exactly(backbone, state, source)
-    return backbone
+    stored = stored_backbone(read_checkpoint(path), source)
+    try:
+        load_state_exactly(backbone, stored.state, source)
+    except ValueError as err:
+        differences = architecture_differences(stored.config, backbone.config)
+        if not differences:
+            raise
+        raise ValueError(
+            f"{source} holds another architecture than this model: {', '.join(differences)}. {err}"
+        ) from err
+    given = {"pixel_mean": pixel_mean, "pixel_std": pixel_std}
+    if stored.normalization and any(
+        value is not None and [float(v) for v in value] != stored.normalization[key]
+        for key, value in given.items()
+    ):
+        warnings.warn(
+            f"The backbone in {source} was trained on inputs normalised with "
+            f"pixel_mean={stored.normalization['pixel_mean']}, "
+            f"pixel_std={stored.normalization['pixel_std']}; this model uses "
+            f"pixel_mean={list(pixel_mean or [])}, pixel_std={list(pixel_std or [])}. "
+            "Set the same values to fine-tune from the features it learned.",
+            stacklevel=2,
+        )
+    return stored
+
+
+def training_module(content: Any, source: str) -> HourglassKeypointModule:
+    """The trained ``HourglassKeypointModule`` (backbone and heads) of a training checkpoint."""
+    # Imported here: hgtrain.module imports this file, and a backbone alone needs no Lightning.
+    from hgtrain.module import HourglassKeypointModule
+
+    if not is_training_checkpoint(content):
+        kind = "an exported backbone" if is_backbone_export(content) else "a state dict"
+        raise ValueError(
+            f"{source} is {kind}, which holds no heads; with_heads=True needs an hgtrain training "
+            "checkpoint (a Lightning .ckpt with hyper_parameters)."
+        )
+    hparams = {k: v for k, v in content["hyper_parameters"].items() if not k.startswith("_")}
+    module = HourglassKeypointModule(**hparams)
+    load_state_exactly(module, stored_state(content, source), source)
+    return module
+
+
+def set_mode(model: torch.nn.Module, mode: Mode) -> None:
+    """``"train"`` or ``"eval"`` mode; ``"frozen"`` is eval mode with every ``requires_grad`` off."""
+    model.train(mode == "train")
+    if mode == "frozen":
+        model.requires_grad_(False)
+
+
+@overload
+def load_backbone(
+    path: str | os.PathLike[str], *, with_heads: Literal[False] = False, mode: Mode = "train"
+) -> HourglassBackbone: ...
+@overload
+def load_backbone(
+    path: str | os.PathLike[str], *, with_heads: Literal[True], mode: Mode = "train"
+) -> HourglassKeypointModule: ...
+def load_backbone(
+    path: str | os.PathLike[str], *, with_heads: bool = False, mode: Mode = "train"
+) -> HourglassBackbone | HourglassKeypointModule:
+    """Build the backbone that the weights in ``path`` belong to, and load them strictly.
+
+    No config is needed: the architecture is the one recorded in the file, or inferred from the keys
+    and shapes. The result is on the CPU.
+
+    Args:
+        path: any file listed in this module's docstring.
+        with_heads: return the whole trained ``HourglassKeypointModule`` (backbone and heads) of an
+            hgtrain training checkpoint instead of the backbone alone.
+        mode: ``"train"``, ``"eval"``, or ``"frozen"`` (eval mode and no gradients; a parent
+            module's ``.train()`` puts BatchNorm back in training mode).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    source = str(path)
+    content = read_checkpoint(path)
+    if with_heads:
+        model = training_module(content, source)
+    else:
+        stored = stored_backbone(content, source)
+        model = HourglassBackbone(stored.config)
+        load_state_exactly(model, stored.state, source)
+    set_mode(model, mode)
+    return model
