@@ -48,8 +48,9 @@ def fit(
 def train_checkpoint(
     path: Path, variant: str = "squeeze", steps: int = 3
 ) -> HourglassKeypointModule:
-    """Train a tiny module a few steps and save its Lightning checkpoint, with a ModelCheckpoint
-    state holding a best score (as ``hgtrain fit`` writes); returns the trained module."""
+    """Train a tiny module a few steps (none for ``steps=0``) and save its Lightning checkpoint,
+    with a ModelCheckpoint state holding the best score (as ``hgtrain fit`` writes); returns the
+    trained module."""
     module = tiny_module(variant)
     best = ModelCheckpoint(dirpath=path.parent / "best", monitor=MONITOR, every_n_train_steps=1)
     trainer = fit(module, steps, callbacks=[best], enable_checkpointing=True)

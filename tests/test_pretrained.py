@@ -28,7 +28,7 @@ def assert_same_state(module: torch.nn.Module, state: dict) -> None:
 
 def test_a_training_checkpoint_gives_its_backbone_in_the_recorded_architecture(tmp_path):
     # Saccade's return_mergs is not in the weights: only the hyperparameters can restore it.
-    module = train_checkpoint(tmp_path / "saccade.ckpt", "saccade", steps=1)
+    module = train_checkpoint(tmp_path / "saccade.ckpt", "saccade", steps=0)
     backbone = load_backbone(tmp_path / "saccade.ckpt")
     assert backbone.config == tiny_backbone("saccade")
     assert backbone.config.return_mergs
