@@ -118,9 +118,13 @@ def _motion_blur(rng: np.random.Generator, image: np.ndarray, length: int) -> np
     dy = np.rint(steps * np.sin(angle)).astype(int)
     height, width = image.shape[1:]
     padded = np.pad(image, ((0, 0), (radius, radius), (radius, radius)), mode="edge")
-    blurred = np.zeros_like(image)
-    for x, y in zip(dx, dy, strict=True):
-        blurred += padded[:, radius + y : radius + y + height, radius + x : radius + x + width]
+    shifted = [
+        padded[:, radius + y : radius + y + height, radius + x : radius + x + width]
+        for x, y in zip(dx, dy, strict=True)
+    ]
+    blurred = shifted[0].copy()
+    for view in shifted[1:]:
+        blurred += view
     blurred *= 1.0 / length
     return blurred
 

@@ -82,7 +82,7 @@ def _is_upright_rectangle(polygon: np.ndarray) -> bool:
     """Whether ``polygon`` is an axis-aligned rectangle (4 vertices, edges alternately flat)."""
     if len(polygon) != 4:
         return False
-    step = np.roll(polygon, -1, axis=0) - polygon
+    step = np.concatenate((polygon[1:], polygon[:1])) - polygon
     flat = step == 0
     return bool((flat[::2, 0] & flat[1::2, 1]).all() or (flat[::2, 1] & flat[1::2, 0]).all())
 

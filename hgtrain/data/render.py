@@ -144,7 +144,7 @@ def _place(
         if np.any(first > last):
             continue
         for offset in rng.uniform(first, last, (POSITION_TRIES, 2)):
-            if not _overlaps((shape.box + grow + np.tile(offset, 2)).tolist(), taken):
+            if not _overlaps((shape.box + grow + offset[[0, 1, 0, 1]]).tolist(), taken):
                 break
         else:
             continue
@@ -166,7 +166,8 @@ def _paint(rng: np.random.Generator, image: np.ndarray, shape: Shape, min_contra
     x0, y0, x1, y1 = window
     region = image[:, y0:y1, x0:x1]
     # The background is smooth: every other pixel shows its extremes (and is 4x cheaper).
-    luma = np.tensordot(LUMA, region[:, ::2, ::2], axes=1)
+    red, green, blue = region[:, ::2, ::2]
+    luma = LUMA[0] * red + LUMA[1] * green + LUMA[2] * blue
     colours = _contrasting_colours(rng, len(shape.fills), luma.min(), luma.max(), min_contrast)
     if colours is None:
         return False

@@ -54,7 +54,7 @@ class Shape:
             [[polygon + offset for polygon in fill] for fill in self.fills],
             self.keypoints + offset,
             self.labels,
-            self.box + np.tile(offset, 2),
+            self.box + offset[[0, 1, 0, 1]],
         )
 
 
@@ -93,11 +93,11 @@ def star(rng: np.random.Generator, size: float, rules: ShapeRules) -> Shape | No
     direction = np.stack([np.cos(angles), np.sin(angles)], axis=1)
     normal = np.stack([-direction[:, 1], direction[:, 0]], axis=1)
     # The notch between branch i and i+1 lies on their bisector, half_width from both branches.
-    bisector = direction + np.roll(direction, -1, axis=0)
+    bisector = direction + _following(direction)
     bisector /= np.linalg.norm(bisector, axis=1, keepdims=True)
-    notch = bisector * (half_width / np.sin(0.5 * np.roll(gaps, -1)))[:, None]
+    notch = bisector * (half_width / np.sin(0.5 * _following(gaps)))[:, None]
     notch_distance = np.linalg.norm(notch, axis=1)
-    reach = np.maximum(notch_distance, np.roll(notch_distance, 1))
+    reach = np.maximum(notch_distance, _preceding(notch_distance))
     if np.any(lengths < reach + 0.5 * rules.min_distance):
         return None
     tips = lengths[:, None] * direction
@@ -179,6 +179,16 @@ def _shape(kind: str, fills: list[list[np.ndarray]], keypoints, labels) -> Shape
     return Shape(kind, fills, np.asarray(keypoints, float), np.asarray(labels, np.int64), box)
 
 
+def _following(values: np.ndarray) -> np.ndarray:
+    """The next element of each (cyclically): ``np.roll(values, -1, axis=0)``, cheaper."""
+    return np.concatenate((values[1:], values[:1]))
+
+
+def _preceding(values: np.ndarray) -> np.ndarray:
+    """The previous element of each (cyclically): ``np.roll(values, 1, axis=0)``, cheaper."""
+    return np.concatenate((values[-1:], values[:-1]))
+
+
 def _far_apart(points: np.ndarray, min_distance: float) -> bool:
     """Whether every pair of ``points`` is at least ``min_distance`` apart."""
     distance = np.linalg.norm(points[:, None] - points[None], axis=-1)
@@ -194,8 +204,8 @@ def _near_axis(angles: np.ndarray, clearance: float) -> np.ndarray:
 
 def _good_corners(vertices: np.ndarray, rules: ShapeRules) -> bool:
     """Whether every vertex of the polygon is a clear corner that does not mimic a box corner."""
-    incoming = vertices - np.roll(vertices, 1, axis=0)
-    outgoing = np.roll(vertices, -1, axis=0) - vertices
+    incoming = vertices - _preceding(vertices)
+    outgoing = _following(vertices) - vertices
     turn = np.arctan2(
         incoming[:, 0] * outgoing[:, 1] - incoming[:, 1] * outgoing[:, 0],
         (incoming * outgoing).sum(axis=1),
@@ -207,5 +217,5 @@ def _good_corners(vertices: np.ndarray, rules: ShapeRules) -> bool:
     flat = np.abs(interior - 180.0) < rules.min_bend
     edge_angles = np.arctan2(outgoing[:, 1], outgoing[:, 0])
     axis_edge = _near_axis(edge_angles, rules.axis_clearance)
-    boxy = axis_edge & np.roll(axis_edge, 1)
+    boxy = axis_edge & _preceding(axis_edge)
     return not (sharp | flat | boxy).any()

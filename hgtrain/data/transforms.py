@@ -129,10 +129,11 @@ class KeypointTransform:
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> tuple[torch.Tensor, Target]:
         corner_class = (sample.labels == self.top_left) | (sample.labels == self.bottom_right)
-        cornered = np.unique(sample.object_ids[corner_class])
+        counts = np.bincount(sample.object_ids[corner_class], minlength=len(sample.boxes))
+        cornered = np.flatnonzero(counts)
         free = ~corner_class
-        x0, y0, x1, y1 = sample.boxes[cornered].T
-        corners = np.stack([x0, y0, x1, y0, x1, y1, x0, y1], axis=1).reshape(-1, 2)
+        # the four corners (x0, y0), (x1, y0), (x1, y1), (x0, y1) of each such box
+        corners = sample.boxes[cornered][:, [0, 1, 2, 1, 2, 3, 0, 3]].reshape(-1, 2)
         points = np.concatenate([sample.keypoints[free], corners]).astype(np.float32)
         canvas = (sample.height, sample.width)
         inputs = {
@@ -158,11 +159,13 @@ class KeypointTransform:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The top-left and bottom-right of each transformed box's four corners [M * 4, 2]."""
         corners = corners.reshape(-1, 4, 2)
-        order = np.argsort(corners.sum(axis=2), axis=1)
+        along_diagonal = corners.sum(axis=2)
         rows = np.arange(len(corners))
-        keypoints = np.stack([corners[rows, order[:, 0]], corners[rows, order[:, -1]]], axis=1)
+        top_left = corners[rows, along_diagonal.argmin(axis=1)]
+        bottom_right = corners[rows, along_diagonal.argmax(axis=1)]
+        keypoints = np.stack([top_left, bottom_right], axis=1).reshape(-1, 2)
         labels = np.tile([self.top_left, self.bottom_right], len(corners))
-        return keypoints.reshape(-1, 2), labels, np.repeat(objects, 2)
+        return keypoints, labels, np.repeat(objects, 2)
 
 
 def _seeded(pipeline: v2.Transform, inputs: dict[str, Any], seed: int) -> dict[str, Any]:

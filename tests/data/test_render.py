@@ -36,8 +36,8 @@ def test_box_corners_match_the_rendered_edges_to_a_fiftieth_of_a_pixel():
             channel = np.argmax(np.abs(image[:, row, column] - background))
             colour, flat = image[channel, row, column], background[channel]
             # Lines through the box's centre, 3 px past its edges (other objects are >= 4 px away).
-            left, right = int(x0) - 3, int(np.ceil(x1)) + 3
-            top, bottom = int(y0) - 3, int(np.ceil(y1)) + 3
+            left, right = max(int(x0) - 3, 0), int(np.ceil(x1)) + 3
+            top, bottom = max(int(y0) - 3, 0), int(np.ceil(y1)) + 3
             start_x, end_x = edge_positions(image[channel, row, left:right], flat, colour)
             start_y, end_y = edge_positions(image[channel, top:bottom, column], flat, colour)
             errors += [left + start_x - top_left[0], top + start_y - top_left[1]]
