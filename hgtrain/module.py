@@ -12,12 +12,14 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.throughput import measure_flops
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from torch import Tensor
+from torch import Tensor, nn
 
 from hgtrain.models.backbone import HourglassBackbone, HourglassConfig
 from hgtrain.models.heads import HeadOutput, KeypointHeads
 from hgtrain.models.registry import build_backbone, get_config
+from hgtrain.pretrained import load_backbone_weights
 from hgtrain.task.decode import decode_keypoints
 from hgtrain.task.losses import HeatmapLoss, LossOutput
 from hgtrain.task.metrics import PointAP
@@ -44,7 +46,17 @@ class HourglassKeypointModule(L.LightningModule):
     Args:
         backbone: a registered name (``"squeeze"``, ``"cornernet"``, ``"saccade"``, or their
             aliases) or a full :class:`HourglassConfig`.
+        backbone_weights: start from pretrained backbone weights: a file written by
+            ``hgtrain export``, an hgtrain training checkpoint, or original CornerNet-Lite weights
+            (see :func:`hgtrain.load_backbone`). The architecture must be ``backbone``'s; loading
+            is strict. Not saved in the hyperparameters: a checkpoint of this module holds its own
+            weights, and restoring it must not need the pretrained file.
+        freeze_backbone: train the heads only: the backbone gets no gradients and stays in eval
+            mode (fixed BatchNorm statistics) throughout. To unfreeze it after some epochs, leave
+            this off and add Lightning's ``BackboneFinetuning`` callback instead.
         num_classes: keypoint classes (linked from the DataModule by the CLI).
+        class_names: names of the keypoint classes, for per-class metrics (linked from the
+            DataModule); ``class_0``, ``class_1``... when not given.
         input_size: side of the square training input in pixels (linked from the DataModule).
         head_kernel: kernel of the heads' first conv; ``None`` picks the original choice (1 for
             fire-block hourglasses as in CornerNet-Squeeze, 3 otherwise).
@@ -70,7 +82,10 @@ class HourglassKeypointModule(L.LightningModule):
     def __init__(
         self,
         backbone: str | HourglassConfig = "squeeze",
+        backbone_weights: str | None = None,
+        freeze_backbone: bool = False,
         num_classes: int = 3,
+        class_names: Sequence[str] | None = None,
         input_size: int = 511,
         head_kernel: int | None = None,
         head_dim: int = 256,
@@ -94,12 +109,18 @@ class HourglassKeypointModule(L.LightningModule):
     ) -> None:
         super().__init__()
         config = resolve_backbone_config(backbone)
-        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler", "backbone_weights"])
         if not isinstance(self.hparams["backbone"], str):
             self.hparams["backbone"] = config.to_dict()
         config.check_input_size(input_size, input_size)
         self.input_size = input_size
         self.backbone: HourglassBackbone = build_backbone(config)
+        if backbone_weights is not None:
+            load_backbone_weights(self.backbone, backbone_weights, pixel_mean, pixel_std)
+        self.freeze_backbone = freeze_backbone
+        if freeze_backbone:
+            self.backbone.requires_grad_(False)
+            self.backbone.eval()
         head_options = {"head_dim": head_dim, "corner_pool": corner_pool}
         if head_kernel is not None:
             head_options["head_kernel"] = head_kernel
@@ -116,10 +137,41 @@ class HourglassKeypointModule(L.LightningModule):
         self.register_buffer(
             "pixel_std", torch.tensor(pixel_std).view(1, 3, 1, 1), persistent=False
         )
-        self.val_metric = PointAP(num_classes, thresholds=tuple(metric_thresholds))
-        self.test_metric = PointAP(num_classes, thresholds=tuple(metric_thresholds))
+        self.val_metric = self.make_metric()
+        self.test_metrics = nn.ModuleList()
+        self.test_set_names: list[str] = []
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
+
+    def train(self, mode: bool = True) -> HourglassKeypointModule:
+        """Switch modes as usual, but keep a frozen backbone in eval mode."""
+        super().train(mode)
+        if self.freeze_backbone:
+            self.backbone.eval()
+        return self
+
+    def setup(self, stage: str) -> None:
+        """Count the FLOPs of a training batch, for the throughput logged by ``ThroughputMonitor``."""
+        batch_size = getattr(self.trainer.datamodule, "batch_size", None)
+        if stage == "fit" and batch_size is not None:
+            self.flops_per_batch = self.training_flops(batch_size)
+
+    def training_flops(self, batch_size: int) -> int:
+        """FLOPs of the forward and backward pass of one batch, counted on the meta device."""
+        with torch.device("meta"):
+            arguments = {k: v for k, v in self.hparams.items() if not k.startswith("_")}
+            model = HourglassKeypointModule(**arguments)
+            images = torch.empty(batch_size, 3, self.input_size, self.input_size)
+        return measure_flops(
+            model, lambda: model(images), lambda out: sum(h.sum() for h in out.heatmaps)
+        )
+
+    def make_metric(self) -> PointAP:
+        """A point-AP metric for one evaluation set."""
+        hp = self.hparams
+        return PointAP(
+            hp.num_classes, thresholds=tuple(hp.metric_thresholds), class_names=hp.class_names
+        )
 
     @property
     def output_size(self) -> int:
@@ -193,28 +245,45 @@ class HourglassKeypointModule(L.LightningModule):
     def evaluation_step(self, batch: Batch, metric: PointAP, stage: str) -> HeadOutput:
         images, targets = batch
         outputs, losses, _ = self.shared_step(batch)
-        self.log(f"{stage}/loss", losses.total, batch_size=images.shape[0], sync_dist=True)
+        self.log(
+            f"{stage}/loss",
+            losses.total,
+            batch_size=images.shape[0],
+            sync_dist=True,
+            add_dataloader_idx=False,
+        )
         metric.update(self.decode(outputs, tuple(images.shape[-2:])), targets)
         return outputs
 
     def validation_step(self, batch: Batch, batch_idx: int) -> HeadOutput:
         return self.evaluation_step(batch, self.val_metric, "val")
 
-    def test_step(self, batch: Batch, batch_idx: int) -> HeadOutput:
-        return self.evaluation_step(batch, self.test_metric, "test")
+    def on_test_start(self) -> None:
+        """One metric per test set, named after the DataModule's test sets (e.g. ``test_noisy``)."""
+        count = len(self.trainer.test_dataloaders)
+        names = getattr(self.trainer.datamodule, "test_set_names", None)
+        if names is None or len(names) != count:
+            names = ["test"] if count == 1 else [f"test_{i}" for i in range(count)]
+        self.test_set_names = list(names)
+        self.test_metrics = nn.ModuleList(self.make_metric() for _ in names).to(self.device)
+
+    def test_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> HeadOutput:
+        return self.evaluation_step(
+            batch, self.test_metrics[dataloader_idx], self.test_set_names[dataloader_idx]
+        )
 
     def on_validation_epoch_end(self) -> None:
         self.log_metric(self.val_metric, "val")
 
     def on_test_epoch_end(self) -> None:
-        self.log_metric(self.test_metric, "test")
+        for name, metric in zip(self.test_set_names, self.test_metrics, strict=True):
+            self.log_metric(metric, name)
 
     def log_metric(self, metric: PointAP, stage: str) -> None:
         """Log the synced point-AP results (scalars only) and reset the metric."""
         results = metric.compute()
-        self.log_dict(
-            {f"{stage}/{k}": v for k, v in results.items() if v.numel() == 1},
-        )
+        scalars = {f"{stage}/{k}": v for k, v in results.items() if v.numel() == 1}
+        self.log_dict(scalars, add_dataloader_idx=False)
         metric.reset()
 
     def predict_step(self, batch: Batch | Tensor, batch_idx: int) -> list[dict[str, Tensor]]:
@@ -223,7 +292,7 @@ class HourglassKeypointModule(L.LightningModule):
         return self.decode(self(images), tuple(images.shape[-2:]))
 
     def configure_optimizers(self) -> dict[str, Any]:
-        params = self.parameters()
+        params = [p for p in self.parameters() if p.requires_grad]
         optimizer = (
             self.optimizer_factory(params)
             if self.optimizer_factory is not None

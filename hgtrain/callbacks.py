@@ -1,0 +1,132 @@
+"""Callbacks that show what the network learns in TensorBoard, and keep the run's facts with it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch.nn.functional as F
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+from torch import Tensor
+from torchvision.utils import draw_keypoints, make_grid
+
+from hgtrain.models.heads import HeadOutput
+
+GROUND_TRUTH_COLOUR = (0, 255, 0)
+PREDICTION_COLOUR = (255, 0, 0)
+
+
+def batch_size(batch: Any) -> int:
+    """Images in a ``(images, targets)`` batch, for Lightning's ``ThroughputMonitor``."""
+    return batch[0].shape[0]
+
+
+def tensorboard(trainer: L.Trainer) -> Any | None:
+    """The TensorBoard ``SummaryWriter`` of the trainer, if it logs to TensorBoard."""
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            return logger.experiment
+    return None
+
+
+def draw_keypoint_overlay(
+    image: Tensor, truth: Tensor, predicted: Tensor, radius: int = 2
+) -> Tensor:
+    """An RGB uint8 image with ground truth (green) and predictions (red) marked.
+
+    Keypoints are continuous (x, y) in pixels where pixel i covers [i, i + 1); ``draw_keypoints``
+    puts a mark centred at integer coordinates, so points are shifted by -0.5 to land where they are.
+    """
+    image = draw_keypoints(
+        image, (truth - 0.5).unsqueeze(0), colors=GROUND_TRUTH_COLOUR, radius=radius
+    )
+    return draw_keypoints(image, (predicted - 0.5).unsqueeze(0), colors=PREDICTION_COLOUR, radius=1)
+
+
+def heatmap_grid(maps: list[Tensor], size: tuple[int, int]) -> Tensor:
+    """Sigmoid heatmaps (max over channels) of several stacks/scales, resized and side by side."""
+    tiles = [
+        F.interpolate(
+            m.float().sigmoid().amax(dim=0, keepdim=True)[None], size=size, mode="nearest"
+        )[0]
+        for m in maps
+    ]
+    return make_grid(tiles, nrow=len(tiles), padding=2, pad_value=1.0)
+
+
+class KeypointImageLogger(L.Callback):
+    """At each validation epoch, logs the first validation images with ground-truth vs predicted
+    keypoints, and the heatmaps of every stack (and the Saccade merg maps), to TensorBoard.
+
+    Args:
+        num_images: images from the first validation batch to show.
+        score_threshold: predictions drawn only above this score.
+    """
+
+    def __init__(self, num_images: int = 4, score_threshold: float = 0.3) -> None:
+        self.num_images = num_images
+        self.score_threshold = score_threshold
+
+    @rank_zero_only
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: HeadOutput,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        writer = tensorboard(trainer)
+        if batch_idx != 0 or writer is None or trainer.sanity_checking:
+            return
+        images, targets = batch
+        count = min(self.num_images, images.shape[0])
+        size = tuple(images.shape[-2:])
+        predictions = pl_module.decode(outputs, size)
+        overlays, heatmaps, mergs = [], [], []
+        for i in range(count):
+            keep = predictions[i]["scores"] >= self.score_threshold
+            overlays.append(
+                draw_keypoint_overlay(
+                    images[i].cpu(),
+                    targets[i]["keypoints"].cpu(),
+                    predictions[i]["keypoints"][keep].cpu(),
+                )
+            )
+            heatmaps.append(heatmap_grid([stack[i] for stack in outputs.heatmaps], size))
+            if any(outputs.merg_logits):
+                mergs.append(
+                    heatmap_grid([m[i] for stack in outputs.merg_logits for m in stack], size)
+                )
+        step = trainer.global_step
+        writer.add_image("val/keypoints", make_grid(overlays, nrow=count), step)
+        writer.add_image("val/heatmaps_per_stack", make_grid(heatmaps, nrow=1), step)
+        if mergs:
+            writer.add_image("val/merg_maps_per_stack_and_scale", make_grid(mergs, nrow=1), step)
+
+
+class RunFactsLogger(L.Callback):
+    """Logs the facts of a run once, as TensorBoard hparam metrics beside the model's hyperparameters:
+    parameter counts, the effective (global) batch size and the starting learning rate.
+
+    Use it with ``TensorBoardLogger(default_hp_metric=False)``, so these are the run's hparam metrics.
+    """
+
+    @rank_zero_only
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        per_device = getattr(trainer.datamodule, "batch_size", None)
+        facts = {
+            "params/backbone": sum(p.numel() for p in pl_module.backbone.parameters()),
+            "params/heads": sum(p.numel() for p in pl_module.heads.parameters()),
+            "run/world_size": trainer.world_size,
+            "run/learning_rate": trainer.optimizers[0].param_groups[0]["lr"],
+        }
+        if per_device is not None:
+            facts["run/effective_batch_size"] = (
+                per_device * trainer.world_size * trainer.accumulate_grad_batches
+            )
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.log_hyperparams(pl_module.hparams, facts)
