@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections import deque
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,7 @@ PIXEL_CONVENTION = (
     "keypoints and boxes are continuous (x, y) pixel coordinates; pixel (i, j) (column i, row j) "
     "covers [i, i+1) x [j, j+1), so its centre is (i + 0.5, j + 0.5)"
 )
+ENCODING_THREADS = 4
 BOX_TOLERANCE = 1e-2  # px: how far a top_left / bottom_right keypoint may be from its bbox corner
 
 
@@ -92,24 +95,31 @@ def write_keypoint_set(
     class_names: Sequence[str],
     info: dict[str, Any] | None = None,
 ) -> None:
-    """Write ``samples`` as ``images/<image_id>.png`` plus ``annotations.json`` into ``directory``."""
+    """Write ``samples`` as ``images/<image_id>.png`` plus ``annotations.json`` into ``directory``.
+
+    PNGs are encoded by a few threads (Pillow releases the GIL while compressing).
+    """
     directory = Path(directory)
     (directory / "images").mkdir(parents=True, exist_ok=True)
     images, objects = [], []
-    for sample in samples:
-        file_name = f"images/{sample.image_id:06d}.png"
-        Image.fromarray(sample.image.transpose(1, 2, 0)).save(
-            directory / file_name, compress_level=1
-        )
-        images.append(
-            {
-                "id": sample.image_id,
-                "file_name": file_name,
-                "width": sample.width,
-                "height": sample.height,
-            }
-        )
-        objects.extend(_objects(sample, class_names))
+    with ThreadPoolExecutor(ENCODING_THREADS) as pool:
+        pending: deque[Future] = deque()
+        for sample in samples:
+            file_name = f"images/{sample.image_id:06d}.png"
+            pending.append(pool.submit(_save_png, sample.image, directory / file_name))
+            if len(pending) > 2 * ENCODING_THREADS:  # bound the images held in memory
+                pending.popleft().result()
+            images.append(
+                {
+                    "id": sample.image_id,
+                    "file_name": file_name,
+                    "width": sample.width,
+                    "height": sample.height,
+                }
+            )
+            objects.extend(_objects(sample, class_names))
+        for future in pending:
+            future.result()
     categories = _categories(objects)
     category_ids = {c["name"]: c["id"] for c in categories}
     annotations = [
@@ -138,6 +148,10 @@ def write_keypoint_set(
         "annotations": annotations,
     }
     (directory / ANNOTATIONS).write_text(json.dumps(document))
+
+
+def _save_png(image: np.ndarray, path: Path) -> None:
+    Image.fromarray(image.transpose(1, 2, 0)).save(path, compress_level=1)
 
 
 def _objects(sample: Sample, class_names: Sequence[str]) -> list[tuple]:

@@ -244,12 +244,18 @@ class KeypointDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        """The training stream: new samples every epoch, a disjoint share per DDP rank."""
+        """The training stream: new samples every epoch (except when the trainer overfits a few
+        batches), a disjoint share per DDP rank."""
         trainer = self.trainer
         world, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
         dataset = self.datasets["train"]
         sampler = EpochSampler(
-            len(dataset), world, rank, shuffle=self.train_dir is not None, seed=self.seed
+            len(dataset),
+            world,
+            rank,
+            shuffle=self.train_dir is not None,
+            seed=self.seed,
+            fresh_epochs=not (trainer and trainer.overfit_batches),
         )
         return self._loader(dataset, sampler=sampler, drop_last=True)
 

@@ -28,6 +28,7 @@ class EpochSampler(DistributedSampler):
         rank: this process's rank.
         shuffle: visit positions in a random order (seeded by ``seed`` and the epoch).
         seed: seed of that order.
+        fresh_epochs: False repeats epoch 0's indices every epoch (for overfitting checks).
     """
 
     def __init__(
@@ -37,6 +38,7 @@ class EpochSampler(DistributedSampler):
         rank: int = 0,
         shuffle: bool = False,
         seed: int = 0,
+        fresh_epochs: bool = True,
     ) -> None:
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank must be in [0, {num_replicas}), got {rank}")
@@ -44,16 +46,18 @@ class EpochSampler(DistributedSampler):
             raise ValueError(f"length {length} is smaller than the number of ranks {num_replicas}")
         super().__init__(range(length), num_replicas, rank, shuffle=shuffle, seed=seed)
         self.length = length
+        self.fresh_epochs = fresh_epochs
         self.num_samples = length // num_replicas
         self.total_size = self.num_samples * num_replicas
 
     def __iter__(self) -> Iterator[int]:
+        epoch = self.epoch if self.fresh_epochs else 0
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             order = torch.randperm(self.length, generator=generator)[: self.total_size].tolist()
         else:
             order = range(self.total_size)
-        start = self.epoch * self.length
+        start = epoch * self.length
         return iter([start + p for p in order[self.rank : self.total_size : self.num_replicas]])
 
     def __len__(self) -> int:

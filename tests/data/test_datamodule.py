@@ -59,13 +59,21 @@ def test_train_loader_is_disjoint_across_ranks_and_new_each_epoch(tmp_path):
     shares = []
     for rank in (0, 1):
         module = small_module(tmp_path)
-        module.trainer = SimpleNamespace(world_size=2, global_rank=rank)
+        module.trainer = SimpleNamespace(world_size=2, global_rank=rank, overfit_batches=0)
         module.setup("fit")
         shares.append(train_ids(module))
     assert len(shares[0]) == len(shares[1]) == 6
     assert set(shares[0]).isdisjoint(shares[1])
     assert sorted(shares[0] + shares[1]) == list(range(12))
     assert set(train_ids(module, epoch=1)) == {12 + i for i in shares[1]}
+
+
+def test_overfitting_sees_the_same_images_every_epoch(tmp_path):
+    small_module(tmp_path).prepare_data()
+    module = small_module(tmp_path)
+    module.trainer = SimpleNamespace(world_size=1, global_rank=0, overfit_batches=1)
+    module.setup("fit")
+    assert train_ids(module, epoch=0) == train_ids(module, epoch=3)
 
 
 def test_setup_without_prepare_data_says_what_to_do(tmp_path):
