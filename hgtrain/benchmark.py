@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import platform
 import resource
 import statistics
@@ -41,6 +42,7 @@ import torch
 from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
+from hgtrain.data.benchmark import benchmark_size
 from hgtrain.models.backbone import HourglassConfig
 from hgtrain.models.registry import get_config, list_backbones
 from hgtrain.module import Batch, HourglassKeypointModule
@@ -71,6 +73,7 @@ class BenchmarkConfig:
     num_classes: int = 3
     objects_per_image: int = 8
     seed: int = 0
+    data_workers: int = 0
 
     def __post_init__(self) -> None:
         variant = self.backbone
@@ -79,10 +82,10 @@ class BenchmarkConfig:
         if self.input_size is None:
             object.__setattr__(self, "input_size", TRAINING_SIZES.get(variant.name, 511))
         variant.check_input_size(self.input_size, self.input_size)
-        if self.batch_size < 1 or self.steps < 1 or self.warmup < 0:
+        if self.batch_size < 1 or self.steps < 1 or self.warmup < 0 or self.data_workers < 0:
             raise ValueError(
-                f"need batch_size >= 1, steps >= 1 and warmup >= 0, got {self.batch_size}, "
-                f"{self.steps}, {self.warmup}"
+                f"need batch_size >= 1, steps >= 1, warmup >= 0 and data_workers >= 0, got "
+                f"{self.batch_size}, {self.steps}, {self.warmup}, {self.data_workers}"
             )
         if self.precision not in ("32", "bf16"):
             raise ValueError(f"precision must be '32' or 'bf16', got {self.precision!r}")
@@ -285,6 +288,32 @@ def machine_info(device: str) -> dict[str, Any]:
     return info
 
 
+def data_throughput(
+    input_size: int, workers: int, images_per_s: float, seconds: float = 2.0
+) -> dict[str, Any]:
+    """Samples/s of one DataLoader worker of the default training pipeline, against the model.
+
+    Measured in this process with one thread, as a worker runs (``hgtrain.data.benchmark``).
+    ``workers_needed`` uses the CPU-time rate, what one dedicated core delivers; ``workers``
+    workers give about ``workers`` times the per-worker rate while there are that many free cores.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        measured = benchmark_size(input_size, seconds=seconds, runs=3, encode=False)
+    finally:
+        torch.set_num_threads(threads)
+    per_worker = measured["samples_per_s_cpu"]
+    return {
+        "samples_per_s_per_worker": measured["samples_per_s"],
+        "samples_per_s_per_worker_cpu_time": per_worker,
+        "workers": workers,
+        "samples_per_s_with_workers": workers * per_worker,
+        "workers_needed": math.ceil(images_per_s / per_worker),
+        "limits_training": workers * per_worker < images_per_s,
+    }
+
+
 def benchmark(config: BenchmarkConfig) -> dict[str, Any]:
     """Time ``config.steps`` training steps after ``config.warmup`` and return the results."""
     torch.backends.cudnn.benchmark = config.cudnn_benchmark
@@ -321,7 +350,7 @@ def benchmark(config: BenchmarkConfig) -> dict[str, Any]:
     step_time = spread(times)
     slowest_first = {"median": "median", "q1": "q3", "q3": "q1", "min": "max", "max": "min"}
     images_per_s = {k: config.batch_size / step_time[t] for k, t in slowest_first.items()}
-    return {
+    result = {
         "config": asdict(config),
         "machine": machine_info(config.device),
         "parameters": sum(p.numel() for p in module.parameters()),
@@ -338,33 +367,87 @@ def benchmark(config: BenchmarkConfig) -> dict[str, Any]:
         "memory_reliable": memory.reliable,
         "losses": losses,
     }
+    if config.data_workers:
+        result["data"] = data_throughput(
+            config.input_size, config.data_workers, images_per_s["median"]
+        )
+    return result
+
+
+OPTION_FLAGS = (
+    "channels_last",
+    "checkpoint_stacks",
+    "fused_optimizer",
+    "cudnn_benchmark",
+    "corner_pool",
+)
+
+
+def describe_options(config: dict[str, Any]) -> str:
+    """``bf16 compile channels_last ...``: precision, eager or compiled, then the options that are on."""
+    parts = ["fp32" if config["precision"] == "32" else config["precision"]]
+    parts.append("compile" if config["compile"] else "eager")
+    return " ".join(parts + [name for name in OPTION_FLAGS if config[name]])
+
+
+def backbone_name(config: dict[str, Any]) -> str:
+    backbone = config["backbone"]
+    return backbone if isinstance(backbone, str) else backbone["name"]
 
 
 def summary(result: dict[str, Any]) -> str:
-    """One line per result, for the terminal."""
+    """A line for the terminal (two with the data pipeline)."""
     c = result["config"]
-    options = [
-        name
-        for name in (
-            "channels_last",
-            "compile",
-            "checkpoint_stacks",
-            "fused_optimizer",
-            "cudnn_benchmark",
-            "corner_pool",
-        )
-        if c[name]
-    ]
     ips, t = result["images_per_s"], result["step_time_s"]
-    name = c["backbone"] if isinstance(c["backbone"], str) else c["backbone"]["name"]
-    return (
-        f"{name} @{c['input_size']} x{c['batch_size']} {c['device']} "
-        f"precision={c['precision']} {' '.join(options) or 'eager'}: "
+    line = (
+        f"{backbone_name(c)} @{c['input_size']} x{c['batch_size']} {c['device']} "
+        f"{describe_options(c)}: "
         f"{ips['median']:.2f} img/s (IQR {ips['q1']:.2f}-{ips['q3']:.2f}), "
         f"step {t['median']:.3f} s, {result['tflops_per_s']:.3f} TFLOP/s, "
         f"peak {result['peak_memory_mib']:.0f} MiB (state {result['state_memory_mib']:.0f} MiB, "
         f"activations {result['activation_memory_mib']:.0f} MiB)"
     )
+    if "data" in result:
+        d = result["data"]
+        line += (
+            f"\ndata: {d['samples_per_s_per_worker_cpu_time']:.1f} samples/s per worker (CPU time; "
+            f"{d['samples_per_s_per_worker']:.1f} wall), {d['workers']} workers ~ "
+            f"{d['samples_per_s_with_workers']:.1f} samples/s; {d['workers_needed']} needed"
+        )
+    return line
+
+
+def format_table(results: list[dict[str, Any]]) -> str:
+    """A Markdown table of results, one row each, in the given order.
+
+    ``vs fp32 eager`` divides a row's images/s by those of the fp32 eager row without options for
+    the same backbone, input, batch and device, when there is one.
+    """
+
+    def setting(c: dict[str, Any]) -> tuple:
+        return backbone_name(c), c["input_size"], c["batch_size"], c["device"]
+
+    baselines = {
+        setting(r["config"]): r["images_per_s"]["median"]
+        for r in results
+        if describe_options(r["config"]) == "fp32 eager"
+    }
+    rows = [
+        "| backbone | input | batch | device | options | images/s (median, IQR) | vs fp32 eager "
+        "| step s | TFLOP/s | peak MiB | activations MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        c, ips = r["config"], r["images_per_s"]
+        baseline = baselines.get(setting(c))
+        speedup = f"{ips['median'] / baseline:.2f}x" if baseline else "-"
+        rows.append(
+            f"| {backbone_name(c)} | {c['input_size']} | {c['batch_size']} | {c['device']} | "
+            f"{describe_options(c)} | {ips['median']:.2f} ({ips['q1']:.2f}-{ips['q3']:.2f}) | "
+            f"{speedup} | {r['step_time_s']['median']:.3f} | {r['tflops_per_s']:.3f} | "
+            f"{r['peak_memory_mib']:.0f} | {r['activation_memory_mib']:.0f} |"
+        )
+    return "\n".join(rows)
 
 
 def parse_args(args: list[str] | None = None) -> argparse.Namespace:
@@ -405,15 +488,32 @@ def parse_args(args: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--num-classes", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--data-workers",
+        type=int,
+        default=0,
+        help="also time one data-loader worker and compare N of them with the model (0: skip)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     parser.add_argument("--json", type=Path, default=None, help="write the result to this file")
+    parser.add_argument(
+        "--table",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="JSON",
+        help="print a Markdown table of earlier --json results instead of running",
+    )
     return parser.parse_args(args)
 
 
-def main(args: list[str] | None = None) -> dict[str, Any]:
-    """Entry point of ``hgtrain benchmark``."""
+def main(args: list[str] | None = None) -> dict[str, Any] | None:
+    """Entry point of ``hgtrain benchmark``; returns the result (``None`` with ``--table``)."""
     options = vars(parse_args(args))
-    json_path, threads = options.pop("json"), options.pop("threads")
+    json_path, threads, table = options.pop("json"), options.pop("threads"), options.pop("table")
+    if table is not None:
+        print(format_table([json.loads(path.read_text()) for path in table]))
+        return None
     if threads is not None:
         torch.set_num_threads(threads)
     try:

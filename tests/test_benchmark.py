@@ -3,13 +3,21 @@
 import copy
 import json
 import math
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 import torch
 
 from hgtrain import build_backbone
-from hgtrain.benchmark import TRAINING_SIZES, BenchmarkConfig, benchmark, count_flops, main
+from hgtrain.benchmark import (
+    TRAINING_SIZES,
+    BenchmarkConfig,
+    benchmark,
+    count_flops,
+    data_throughput,
+    format_table,
+    main,
+)
 
 from .models.conftest import tiny_config
 
@@ -115,3 +123,36 @@ def test_bad_configurations_are_refused_with_the_fix(options, message):
 
 def test_default_input_size_is_the_training_size():
     assert [BenchmarkConfig(backbone=name).input_size for name in TRAINING_SIZES] == [511, 255, 511]
+
+
+def test_data_throughput_compares_workers_with_the_model():
+    fast_model = data_throughput(64, workers=2, images_per_s=1e6, seconds=0.2)
+    assert fast_model["samples_per_s_per_worker_cpu_time"] > 0
+    assert fast_model["samples_per_s_with_workers"] == pytest.approx(
+        2 * fast_model["samples_per_s_per_worker_cpu_time"]
+    )
+    assert fast_model["limits_training"] is True
+    assert fast_model["workers_needed"] > 2
+
+
+def test_table_shows_speedups_against_fp32_eager(tmp_path):
+    def result(precision: str, channels_last: bool, images_per_s: float) -> dict:
+        config = asdict(BenchmarkConfig(precision=precision, channels_last=channels_last))
+        return {
+            "config": config,
+            "images_per_s": {"median": images_per_s, "q1": images_per_s, "q3": images_per_s},
+            "step_time_s": {"median": 2 / images_per_s},
+            "tflops_per_s": 0.1,
+            "peak_memory_mib": 500.0,
+            "activation_memory_mib": 100.0,
+        }
+
+    paths = []
+    for name, r in [("base", result("32", False, 10.0)), ("fast", result("bf16", True, 25.0))]:
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(r))
+    table = format_table([json.loads(p.read_text()) for p in paths]).splitlines()
+    assert len(table) == 4
+    assert "| fp32 eager | 10.00 (10.00-10.00) | 1.00x |" in table[2]
+    assert "| bf16 eager channels_last | 25.00 (25.00-25.00) | 2.50x |" in table[3]
+    assert main(["--table", *map(str, paths)]) is None

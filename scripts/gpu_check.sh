@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# GPU check: install hgtrain from this checkout without the network, then benchmark full training
+# steps of the three backbones at their training sizes, fp32 eager against bf16 + channels_last
+# (+ fused Adam and cudnn.benchmark, + torch.compile), plus activation checkpointing and the data
+# pipeline, within a time budget (default 8 minutes).
+#
+#   scripts/gpu_check.sh [--out DIR] [--device cuda|cpu] [--tiny] [--skip-compile]
+#                        [--budget SECONDS] [--wheels DIR] [--no-install]
+#
+#   --out DIR       where results go (default: $OUT if set, else ./gpu_check_results)
+#   --device        cuda (default) or cpu
+#   --tiny          tiny inputs, batch 2, one step: a dry run of this script (e.g. on a CPU)
+#   --skip-compile  leave out the torch.compile runs (minutes each on a CPU)
+#   --budget S      stop starting runs after S seconds in all (default 480); each run is also
+#                   cut off when the budget runs out
+#   --wheels DIR    install missing dependencies (lightning, torchmetrics, ...) from wheel files
+#                   in DIR (pip --no-index); PyTorch itself must already be installed
+#   --no-install    run from the source tree (PYTHONPATH) instead of `pip install -e .`
+#
+# Writes DIR/<run>.json (one `hgtrain benchmark --json` result per run) and DIR/<run>.txt (its
+# summary line), DIR/table.md (Markdown table with speed-ups against fp32 eager),
+# DIR/environment.txt and DIR/log.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+out="${OUT:-gpu_check_results}"
+device=cuda
+tiny=0
+compile=1
+budget=480
+wheels=""
+install=1
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --out) out="$2"; shift 2 ;;
+        --device) device="$2"; shift 2 ;;
+        --tiny) tiny=1; shift ;;
+        --skip-compile) compile=0; shift ;;
+        --budget) budget="$2"; shift 2 ;;
+        --wheels) wheels="$2"; shift 2 ;;
+        --no-install) install=0; shift ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        *) echo "gpu_check: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+mkdir -p "$out"
+log="$out/log.txt"
+: > "$log"
+say() { echo "$@" | tee -a "$log"; }
+
+python="${PYTHON:-$(command -v python || command -v python3)}"
+start=$SECONDS
+
+# 1. PyTorch and the device must be there already.
+if ! "$python" -c "import torch" 2>>"$log"; then
+    say "gpu_check: $python cannot import torch; install PyTorch first (or set PYTHON=...)."
+    exit 1
+fi
+if [[ "$device" == cuda ]] && ! "$python" -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
+    say "gpu_check: torch sees no CUDA device; run with --device cpu for a dry run."
+    exit 1
+fi
+
+# 2. Dependencies other than torch, from local wheels only, if asked.
+if [[ -n "$wheels" ]]; then
+    say "installing dependencies from $wheels (no index)"
+    "$python" -m pip install --no-index --find-links "$wheels" \
+        lightning torchmetrics torchvision jsonargparse numpy pillow >>"$log" 2>&1
+fi
+
+# 3. The project itself, without fetching anything; from the source tree if pip cannot.
+if [[ "$install" == 1 ]] \
+    && "$python" -m pip install --no-deps --no-build-isolation --no-index -e . >>"$log" 2>&1; then
+    say "installed hgtrain (editable, no dependencies fetched)"
+else
+    [[ "$install" == 1 ]] && say "pip could not install hgtrain offline (see $log)"
+    say "running from the source tree"
+    export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+fi
+if ! "$python" -c "import hgtrain.benchmark" 2>>"$log"; then
+    say "gpu_check: hgtrain.benchmark does not import (see the end of $log). A missing package"
+    say "(lightning, torchmetrics, torchvision, numpy, pillow) can be brought as wheels:"
+    say "  pip download -d wheels lightning torchmetrics   # on a machine with network"
+    say "  scripts/gpu_check.sh --wheels wheels"
+    exit 1
+fi
+
+{
+    date -u
+    git rev-parse HEAD 2>/dev/null || true
+    "$python" -c "import torch, platform; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'python', platform.python_version())"
+    command -v nvidia-smi >/dev/null && nvidia-smi || true
+    command -v lscpu >/dev/null && lscpu | head -20 || true
+} > "$out/environment.txt" 2>&1
+
+# 4. The runs: name, backbone, input size, batch size, options. Most important first, so a
+#    budget that runs out costs the least telling ones.
+if [[ "$tiny" == 1 ]]; then
+    declare -A size=([cornernet]=127 [saccade]=63 [squeeze]=127)
+    declare -A batch=([cornernet]=2 [saccade]=2 [squeeze]=2)
+    steps=(--steps 1 --warmup 1)
+    workers=1
+else
+    declare -A size=([cornernet]=511 [saccade]=255 [squeeze]=511)
+    declare -A batch=([cornernet]=8 [saccade]=16 [squeeze]=16)
+    steps=(--steps 10 --warmup 3)
+    workers=$(( $(nproc) > 2 ? $(nproc) - 2 : 1 ))
+fi
+fast=(--precision bf16 --channels-last --fused-optimizer --cudnn-benchmark)
+runs=(
+    "squeeze_fp32_eager squeeze"
+    "squeeze_bf16_channels_last squeeze --precision bf16 --channels-last"
+    "squeeze_bf16_fast squeeze ${fast[*]} --data-workers $workers"
+    "cornernet_fp32_eager cornernet"
+    "cornernet_bf16_fast cornernet ${fast[*]} --data-workers $workers"
+    "saccade_fp32_eager saccade"
+    "saccade_bf16_fast saccade ${fast[*]} --data-workers $workers"
+    "cornernet_fp32_checkpoint_stacks cornernet --checkpoint-stacks"
+    "cornernet_bf16_fast_checkpoint_stacks cornernet ${fast[*]} --checkpoint-stacks"
+)
+if [[ "$compile" == 1 ]]; then
+    runs+=("squeeze_bf16_fast_compile squeeze ${fast[*]} --compile")
+fi
+runs+=(
+    "cornernet_bf16_channels_last cornernet --precision bf16 --channels-last"
+    "saccade_bf16_channels_last saccade --precision bf16 --channels-last"
+    "squeeze_fp32_channels_last squeeze --channels-last"
+    "squeeze_bf16 squeeze --precision bf16"
+    "squeeze_fp32_fused_optimizer squeeze --fused-optimizer"
+    "squeeze_fp32_cudnn_benchmark squeeze --cudnn-benchmark"
+)
+if [[ "$compile" == 1 ]]; then
+    runs+=(
+        "cornernet_bf16_fast_compile cornernet ${fast[*]} --compile"
+        "saccade_bf16_fast_compile saccade ${fast[*]} --compile"
+    )
+fi
+
+done_files=()
+for run in "${runs[@]}"; do
+    read -r name backbone options <<< "$run"
+    left=$(( budget - (SECONDS - start) ))
+    if (( left < 20 )); then
+        say "skipped $name: time budget spent"
+        continue
+    fi
+    # shellcheck disable=SC2086  # options are words on purpose
+    if timeout "$left" "$python" -m hgtrain.benchmark --backbone "$backbone" \
+        --input-size "${size[$backbone]}" --batch-size "${batch[$backbone]}" --device "$device" \
+        "${steps[@]}" $options --json "$out/$name.json" >"$out/$name.txt" 2>>"$log"; then
+        done_files+=("$out/$name.json")
+        say "$(cat "$out/$name.txt")"
+        say "done $name ($(( SECONDS - start )) s so far)"
+    else
+        say "FAILED $name (exit $?, see $log)"
+    fi
+done
+
+if (( ${#done_files[@]} > 0 )); then
+    "$python" -m hgtrain.benchmark --table "${done_files[@]}" > "$out/table.md"
+    say ""
+    cat "$out/table.md" | tee -a "$log"
+fi
+say "gpu_check: ${#done_files[@]} of ${#runs[@]} runs in $(( SECONDS - start )) s; results in $out"
