@@ -3,8 +3,9 @@
 Objects are placed one by one at random positions; an object is kept only where its bounding box,
 grown by half the minimum keypoint distance, overlaps no other, so every keypoint is a true visible
 corner and keypoints of different objects are at least ``min_distance`` apart. Each fill colour
-differs in luma by at least ``min_contrast`` grey levels from every background pixel under the
-object (and the two colours of a checkerboard from each other). Painting uses exact area coverage
+differs in luma by at least ``min_contrast`` grey levels from the whole range of the (smooth)
+background under the object, sampled every other pixel, and the two colours of a checkerboard
+differ as much from each other. Painting uses exact area coverage
 (:mod:`hgtrain.data.raster`), so edges are anti-aliased and the keypoints are exact.
 """
 

@@ -5,7 +5,9 @@ Two things need care beyond plain v2:
 - **Pixel convention.** torchvision flips ``KeyPoints`` as x -> W - 1 - x (pixel centres on
   integers) but ``BoundingBoxes`` as x -> W - x, and resizes keypoints by the plain size ratio.
   With ours (pixel i covers [i, i+1)) a point flips to W - x and resizes by the ratio, so the flips
-  here override the keypoint kernel and everything else is v2's.
+  here override the keypoint kernel; resizing, cropping and padding are v2's own (checked by the
+  tests). v2's rotations and affine warps are not checked against our convention: don't add them
+  to a keypoint pipeline without testing.
 - **Box corners.** ``top_left`` / ``bottom_right`` keypoints are the corners of their object's box
   (CornerNet semantics): after a horizontal flip the old top-left corner is a top-right corner and
   the old top-right corner is the new top-left. So all four corners of such a box are carried
