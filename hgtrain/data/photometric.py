@@ -3,7 +3,9 @@
 MagicPoint trained without it scores 0.034 mAP on a noisy test set and 0.92 with it (rpautrat's
 reproduction), so the train stream and the noisy evaluation sets use it and the clean sets do not.
 The operations run in a fixed order (shading, brightness and contrast, motion blur, Gaussian noise,
-speckle), each one with probability ``probability``, on a float32 image in [0, 255].
+speckle), each one with probability ``probability``, on a float32 image in [0, 255]. Unlike
+SuperPoint, brightness never pushes the image's mean below 64 or above 192 (unless it already is),
+because clipping at 0 or 255 would erase shapes whose keypoints are still labelled.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 __all__ = ["PhotometricNoise", "apply_photometric_noise"]
+
+DARKEST_MEAN, BRIGHTEST_MEAN = 64.0, 192.0
 
 
 @dataclass
@@ -75,7 +79,7 @@ def apply_photometric_noise(
     if apply[1]:
         factor = rng.uniform(*noise.contrast)
         mean = image[:, ::4, ::4].mean(axis=(1, 2))  # a 1/16 subsample is plenty, and faster
-        shift = rng.uniform(-noise.brightness, noise.brightness)
+        shift = _brightness_shift(rng, float(mean.mean()), noise.brightness)
         image *= factor
         image += ((1.0 - factor) * mean + shift).astype(np.float32)[:, None, None]
     if apply[2] and noise.motion_blur > 1:
@@ -91,6 +95,13 @@ def apply_photometric_noise(
     if apply[4]:
         _speckle(rng, image, rng.uniform(0.0, noise.speckle))
     return image
+
+
+def _brightness_shift(rng: np.random.Generator, mean: float, largest: float) -> float:
+    """A shift in [-largest, largest] that never moves the mean grey level further out than
+    [64, 192] (or than it already is), so that dark or bright images don't clip the shapes away."""
+    target = mean + rng.uniform(-largest, largest)
+    return float(np.clip(target, min(mean, DARKEST_MEAN), max(mean, BRIGHTEST_MEAN)) - mean)
 
 
 def _shade(rng: np.random.Generator, image: np.ndarray, strength: float) -> np.ndarray:
