@@ -53,8 +53,11 @@ def _upsample(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     rows, row_weights = _cubic_taps(values.shape[0], size[0])
     columns, column_weights = _cubic_taps(values.shape[1], size[1])
     values = values.astype(np.float32)
-    tall = sum(w[:, None] * values[r] for r, w in zip(rows, row_weights, strict=True))
-    return sum(w * tall[:, c] for c, w in zip(columns, column_weights, strict=True))
+    # Columns first, on the small array (a column gather gives a transposed memory layout, which
+    # is cheap to fix there), then row gathers build the big array in C order.
+    wide = sum(w * values[:, c] for c, w in zip(columns, column_weights, strict=True))
+    wide = np.ascontiguousarray(wide)
+    return sum(w[:, None] * wide[r] for r, w in zip(rows, row_weights, strict=True))
 
 
 @functools.lru_cache(maxsize=256)

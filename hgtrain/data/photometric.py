@@ -75,9 +75,9 @@ def apply_photometric_noise(
     """Apply ``noise`` to a float32 [3, H, W] image in [0, 255]; returns it clipped to [0, 255]."""
     apply = rng.random(5) < noise.probability
     if apply[0]:
-        image = _shade(rng, image, rng.uniform(*noise.shade))
+        image = _shade(rng, image, float(rng.uniform(*noise.shade)))
     if apply[1]:
-        factor = rng.uniform(*noise.contrast)
+        factor = float(rng.uniform(*noise.contrast))
         mean = image[:, ::4, ::4].mean(axis=(1, 2))  # a 1/16 subsample is plenty, and faster
         shift = _brightness_shift(rng, float(mean.mean()), noise.brightness)
         image *= factor
@@ -85,7 +85,7 @@ def apply_photometric_noise(
     if apply[2] and noise.motion_blur > 1:
         image = _motion_blur(rng, image, 2 * int(rng.integers(1, noise.motion_blur // 2 + 1)) + 1)
     if apply[3]:
-        std = rng.uniform(*noise.gaussian_std)
+        std = float(rng.uniform(*noise.gaussian_std))
         # torch's normal sampler is ~2.5x faster than numpy's; seeded from the sample's generator
         generator = torch.Generator().manual_seed(int(rng.integers(2**63)))
         grain = torch.randn(image.shape[1:], generator=generator).numpy()
