@@ -12,6 +12,7 @@ from hgtrain.data.datamodule import KeypointDataModule
 from hgtrain.data.folder import KeypointFolder
 from hgtrain.data.photometric import PhotometricNoise, apply_photometric_noise
 from hgtrain.data.prepare import prepare_synthetic_set
+from hgtrain.data.preview import render_preview
 from hgtrain.data.render import SceneConfig, render_scene
 from hgtrain.data.sample import CLASS_NAMES, Sample
 from hgtrain.data.sampler import EpochSampler
@@ -45,6 +46,7 @@ __all__ = [
     "load_sample",
     "prepare_synthetic_set",
     "read_keypoint_set",
+    "render_preview",
     "render_scene",
     "write_keypoint_set",
 ]

@@ -36,7 +36,9 @@ def is_prepared(path: Path, settings: dict[str, Any]) -> bool:
 def write_atomically(path: Path, settings: dict[str, Any], write: Callable[[Path], None]) -> None:
     """Build a set with ``write(folder)`` in a temporary folder and move it to ``path`` whole.
 
-    An existing folder at ``path`` (a set with other settings, or an incomplete copy) is replaced.
+    An existing folder at ``path`` (a set with other settings, or an incomplete copy) is replaced,
+    unless meanwhile another process (another node preparing the same shared folder) put an
+    identical set there: then that one is kept.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,6 +50,8 @@ def write_atomically(path: Path, settings: dict[str, Any], write: Callable[[Path
         manifest = {"settings": _canonical(settings)}
         (temporary / MANIFEST).write_text(json.dumps(manifest, indent=1))
         _sync_tree(temporary)
+        if is_prepared(path, settings):
+            return
         if path.exists():
             retired = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             path.rename(retired)

@@ -89,6 +89,19 @@ def test_different_settings_get_different_folders(tmp_path):
     assert "clean" in clean.name and "noisy" in noisy.name
 
 
+def test_a_set_finished_meanwhile_by_another_process_is_kept(tmp_path):
+    path = tmp_path / "set"
+
+    def racing(folder):
+        (folder / "a.txt").write_text("mine")
+        # another node completes the same set while this one is still writing
+        write_atomically(path, {"v": 1}, lambda other: (other / "a.txt").write_text("theirs"))
+
+    write_atomically(path, {"v": 1}, racing)
+    assert (path / "a.txt").read_text() == "theirs" and is_prepared(path, {"v": 1})
+    assert [p.name for p in tmp_path.iterdir()] == ["set"]
+
+
 def test_failed_write_keeps_the_previous_set(tmp_path):
     path = tmp_path / "set"
     write_atomically(path, {"v": 1}, lambda folder: (folder / "a.txt").write_text("old"))
