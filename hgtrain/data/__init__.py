@@ -1,4 +1,8 @@
-"""Synthetic keypoint data: renderer, on-disk format, transforms and the DataModule."""
+"""Synthetic keypoint data: renderer, on-disk format, transforms and the DataModule.
+
+The command-line tools live in :mod:`hgtrain.data.benchmark` and :mod:`hgtrain.data.preview`
+(not imported here, so that ``python -m`` runs them cleanly).
+"""
 
 from hgtrain.data.coco_format import (
     DatasetFormatError,
@@ -12,7 +16,6 @@ from hgtrain.data.datamodule import KeypointDataModule
 from hgtrain.data.folder import KeypointFolder
 from hgtrain.data.photometric import PhotometricNoise, apply_photometric_noise
 from hgtrain.data.prepare import prepare_synthetic_set
-from hgtrain.data.preview import render_preview
 from hgtrain.data.render import SceneConfig, render_scene
 from hgtrain.data.sample import CLASS_NAMES, Sample
 from hgtrain.data.sampler import EpochSampler
@@ -46,7 +49,6 @@ __all__ = [
     "load_sample",
     "prepare_synthetic_set",
     "read_keypoint_set",
-    "render_preview",
     "render_scene",
     "write_keypoint_set",
 ]

@@ -22,7 +22,7 @@ def textured_background(
     height: int,
     width: int,
     cells: tuple[int, int] = (2, 6),
-    detail_cells: tuple[int, int] = (12, 32),
+    detail_cells: tuple[int, int] = (8, 24),
     spread: float = 50.0,
     detail: float = 12.0,
     saturation: float = 40.0,
