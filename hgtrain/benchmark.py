@@ -18,8 +18,10 @@ recomputation) and the achieved TFLOP/s, and peak memory:
   built. ``main`` runs one configuration per process, so the peak is that configuration's; when
   ``benchmark`` is called in a process that was bigger before, the figure is flagged unreliable.
 
-``state_memory_mib`` (weights, gradients, optimizer state) is counted exactly; the rest of the peak
-is activations and workspace, the part that batch size, checkpointing and precision change.
+``state_memory_mib`` is what persists between steps (weights, buffers, Adam's moments), counted
+exactly; ``step_memory_mib``, the rest of the peak, is what a step adds on top: activations,
+gradients (freed by ``zero_grad(set_to_none=True)`` between steps) and workspace, the part that batch
+size, checkpointing and precision change.
 """
 
 from __future__ import annotations
@@ -254,9 +256,8 @@ def peak_rss() -> int:
 
 
 def state_bytes(module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
-    """Bytes of the training state: parameters, buffers, gradients and optimizer state."""
+    """Bytes that persist between steps: parameters, buffers and optimizer state."""
     tensors = [*module.parameters(), *module.buffers()]
-    tensors += [p.grad for p in module.parameters() if p.grad is not None]
     tensors += [
         v for state in optimizer.state.values() for v in state.values() if isinstance(v, Tensor)
     ]
@@ -314,16 +315,18 @@ def data_throughput(
     }
 
 
-def benchmark(config: BenchmarkConfig) -> dict[str, Any]:
-    """Time ``config.steps`` training steps after ``config.warmup`` and return the results."""
-    torch.backends.cudnn.benchmark = config.cudnn_benchmark
-    memory = PeakMemory(config.device)
-    torch.manual_seed(config.seed)
-    module = build_module(config)
+def prepare(
+    config: BenchmarkConfig, module: HourglassKeypointModule | None = None
+) -> tuple[TrainStep, Batch]:
+    """The step (module built from ``config`` unless given, Adam, compiled if asked) and its batch.
+
+    Call it with the global seed set: two calls after the same seed build the same weights.
+    """
+    if module is None:
+        module = build_module(config)
     optimizer = build_optimizer(module, config.fused_optimizer)
     if config.compile:
         module.compile()
-    step = TrainStep(module, optimizer, config.precision)
     images, targets = synthetic_batch(
         config.batch_size,
         config.input_size,
@@ -334,7 +337,22 @@ def benchmark(config: BenchmarkConfig) -> dict[str, Any]:
     )
     if config.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
-    batch = (images, targets)
+    return TrainStep(module, optimizer, config.precision), (images, targets)
+
+
+def throughput(step_time: dict[str, float], batch_size: int) -> dict[str, float]:
+    """Images/s spread from a step-time spread (the slowest step gives the lowest images/s)."""
+    slowest_first = {"median": "median", "q1": "q3", "q3": "q1", "min": "max", "max": "min"}
+    return {k: batch_size / step_time[t] for k, t in slowest_first.items()}
+
+
+def benchmark(config: BenchmarkConfig) -> dict[str, Any]:
+    """Time ``config.steps`` training steps after ``config.warmup`` and return the results."""
+    torch.backends.cudnn.benchmark = config.cudnn_benchmark
+    memory = PeakMemory(config.device)
+    torch.manual_seed(config.seed)
+    step, batch = prepare(config)
+    module, optimizer = step.module, step.optimizer
 
     warmup_times = [time_step(step, batch, config.device)[0] for _ in range(config.warmup)]
     memory.restart()
@@ -348,8 +366,7 @@ def benchmark(config: BenchmarkConfig) -> dict[str, Any]:
 
     flops = count_flops(config)
     step_time = spread(times)
-    slowest_first = {"median": "median", "q1": "q3", "q3": "q1", "min": "max", "max": "min"}
-    images_per_s = {k: config.batch_size / step_time[t] for k, t in slowest_first.items()}
+    images_per_s = throughput(step_time, config.batch_size)
     result = {
         "config": asdict(config),
         "machine": machine_info(config.device),
@@ -362,7 +379,7 @@ def benchmark(config: BenchmarkConfig) -> dict[str, Any]:
         "tflops_per_s": flops / step_time["median"] / 1e12,
         "peak_memory_mib": peak / MIB,
         "state_memory_mib": state / MIB,
-        "activation_memory_mib": max(0, peak - state) / MIB,
+        "step_memory_mib": max(0, peak - state) / MIB,
         "memory_method": memory.method,
         "memory_reliable": memory.reliable,
         "losses": losses,
@@ -372,6 +389,78 @@ def benchmark(config: BenchmarkConfig) -> dict[str, Any]:
             config.input_size, config.data_workers, images_per_s["median"]
         )
     return result
+
+
+def interleave(
+    steps: dict[str, tuple[TrainStep, Batch]], rounds: int, warmup: int, device: str
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Step times and losses of several steps run in turn (order reversed every other round, so
+    that a slow patch of a shared machine hits each alike), after ``warmup`` rounds."""
+    for _ in range(warmup):
+        for step, batch in steps.values():
+            time_step(step, batch, device)
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    losses: dict[str, list[float]] = {name: [] for name in steps}
+    for index in range(rounds):
+        for name in list(steps) if index % 2 == 0 else list(reversed(steps)):
+            seconds, loss = time_step(*steps[name], device)
+            times[name].append(seconds)
+            losses[name].append(loss.item())
+    return times, losses
+
+
+def paired(times: dict[str, list[float]], batch_size: int) -> dict[str, Any]:
+    """Spreads of two interleaved timings, and the second's time over the first's: the ratio of
+    medians and the spread of the per-round ratios (above 1: the second is slower)."""
+    (first, a), (second, b) = times.items()
+    spreads = {first: spread(a), second: spread(b)}
+    return {
+        "step_time_s": spreads,
+        "images_per_s": {name: throughput(s, batch_size) for name, s in spreads.items()},
+        "time_ratio": spreads[second]["median"] / spreads[first]["median"],
+        "paired_time_ratio": spread([y / x for x, y in zip(a, b, strict=True)]),
+    }
+
+
+VERSUS = ("channels_last", "checkpoint_stacks", "fused_optimizer", "compile", "bf16")
+"""Options ``--versus`` can turn on for the second side of an interleaved comparison."""
+
+
+def versus(config: BenchmarkConfig, option: str) -> dict[str, Any]:
+    """``config`` against the same configuration with ``option`` on, steps interleaved in one
+    process (so no memory figures), from the same weights."""
+    if option not in VERSUS:
+        raise ValueError(f"--versus takes one of {', '.join(VERSUS)}, got {option!r}")
+    other = (
+        replace(config, precision="bf16") if option == "bf16" else replace(config, **{option: True})
+    )
+    if other == config:
+        raise ValueError(f"{option} is already on; --versus compares a configuration without it")
+    torch.backends.cudnn.benchmark = config.cudnn_benchmark
+    steps = {}
+    for name, side in (("base", config), (option, other)):
+        torch.manual_seed(config.seed)
+        steps[name] = prepare(side)
+    times, losses = interleave(steps, config.steps, config.warmup, config.device)
+    return {
+        "config": asdict(config),
+        "versus": option,
+        "machine": machine_info(config.device),
+        **paired(times, config.batch_size),
+        "losses": losses,
+    }
+
+
+def versus_summary(result: dict[str, Any]) -> str:
+    """A line for the terminal about an interleaved comparison."""
+    c, (first, second) = result["config"], list(result["step_time_s"])
+    t, r = result["step_time_s"], result["paired_time_ratio"]
+    return (
+        f"{backbone_name(c)} @{c['input_size']} x{c['batch_size']} {c['device']} "
+        f"{describe_options(c)}: {first} {t[first]['median']:.3f} s/step, {second} "
+        f"{t[second]['median']:.3f} s/step; time ratio {second}/{first} {result['time_ratio']:.3f} "
+        f"(per round: median {r['median']:.3f}, IQR {r['q1']:.3f}-{r['q3']:.3f})"
+    )
 
 
 OPTION_FLAGS = (
@@ -404,8 +493,8 @@ def summary(result: dict[str, Any]) -> str:
         f"{describe_options(c)}: "
         f"{ips['median']:.2f} img/s (IQR {ips['q1']:.2f}-{ips['q3']:.2f}), "
         f"step {t['median']:.3f} s, {result['tflops_per_s']:.3f} TFLOP/s, "
-        f"peak {result['peak_memory_mib']:.0f} MiB (state {result['state_memory_mib']:.0f} MiB, "
-        f"activations {result['activation_memory_mib']:.0f} MiB)"
+        f"peak {result['peak_memory_mib']:.0f} MiB = state {result['state_memory_mib']:.0f} + "
+        f"step {result['step_memory_mib']:.0f}"
     )
     if "data" in result:
         d = result["data"]
@@ -434,7 +523,7 @@ def format_table(results: list[dict[str, Any]]) -> str:
     }
     rows = [
         "| backbone | input | batch | device | options | images/s (median, IQR) | vs fp32 eager "
-        "| step s | TFLOP/s | peak MiB | activations MiB |",
+        "| step s | TFLOP/s | peak MiB | step MiB |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -445,7 +534,7 @@ def format_table(results: list[dict[str, Any]]) -> str:
             f"| {backbone_name(c)} | {c['input_size']} | {c['batch_size']} | {c['device']} | "
             f"{describe_options(c)} | {ips['median']:.2f} ({ips['q1']:.2f}-{ips['q3']:.2f}) | "
             f"{speedup} | {r['step_time_s']['median']:.3f} | {r['tflops_per_s']:.3f} | "
-            f"{r['peak_memory_mib']:.0f} | {r['activation_memory_mib']:.0f} |"
+            f"{r['peak_memory_mib']:.0f} | {r['step_memory_mib']:.0f} |"
         )
     return "\n".join(rows)
 
@@ -495,6 +584,13 @@ def parse_args(args: list[str] | None = None) -> argparse.Namespace:
         help="also time one data-loader worker and compare N of them with the model (0: skip)",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    parser.add_argument(
+        "--versus",
+        choices=VERSUS,
+        default=None,
+        help="time this configuration against itself with OPTION on, steps interleaved in one "
+        "process (for noisy machines; reports the time ratio, no memory)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the result to this file")
     parser.add_argument(
         "--table",
@@ -511,6 +607,7 @@ def main(args: list[str] | None = None) -> dict[str, Any] | None:
     """Entry point of ``hgtrain benchmark``; returns the result (``None`` with ``--table``)."""
     options = vars(parse_args(args))
     json_path, threads, table = options.pop("json"), options.pop("threads"), options.pop("table")
+    option = options.pop("versus")
     if table is not None:
         print(format_table([json.loads(path.read_text()) for path in table]))
         return None
@@ -520,8 +617,15 @@ def main(args: list[str] | None = None) -> dict[str, Any] | None:
         config = BenchmarkConfig(**options)
     except ValueError as error:
         raise SystemExit(f"hgtrain benchmark: {error}") from None
-    result = benchmark(config)
-    print(summary(result))
+    if option is None:
+        result = benchmark(config)
+        print(summary(result))
+    else:
+        try:
+            result = versus(config, option)
+        except ValueError as error:
+            raise SystemExit(f"hgtrain benchmark: {error}") from None
+        print(versus_summary(result))
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result, indent=2) + "\n")

@@ -17,6 +17,7 @@ from hgtrain.benchmark import (
     data_throughput,
     format_table,
     main,
+    versus,
 )
 
 from .models.conftest import tiny_config
@@ -76,8 +77,8 @@ def test_benchmark_reports_sane_timings_flops_and_memory():
     assert result["tflops_per_s"] == pytest.approx(
         result["flops_per_step"] / times["median"] / 1e12
     )
-    # Weights, gradients and two Adam moments: four float32 copies of every parameter.
-    assert result["state_memory_mib"] >= 4 * 4 * result["parameters"] / 2**20
+    # Weights and two Adam moments: three float32 copies of every parameter (plus BN buffers).
+    assert result["state_memory_mib"] >= 3 * 4 * result["parameters"] / 2**20
     assert result["peak_memory_mib"] >= 0 and result["memory_method"]
 
 
@@ -144,7 +145,7 @@ def test_table_shows_speedups_against_fp32_eager(tmp_path):
             "step_time_s": {"median": 2 / images_per_s},
             "tflops_per_s": 0.1,
             "peak_memory_mib": 500.0,
-            "activation_memory_mib": 100.0,
+            "step_memory_mib": 100.0,
         }
 
     paths = []
@@ -156,3 +157,19 @@ def test_table_shows_speedups_against_fp32_eager(tmp_path):
     assert "| fp32 eager | 10.00 (10.00-10.00) | 1.00x |" in table[2]
     assert "| bf16 eager channels_last | 25.00 (25.00-25.00) | 2.50x |" in table[3]
     assert main(["--table", *map(str, paths)]) is None
+
+
+def test_versus_interleaves_two_configurations_from_the_same_weights():
+    config = BenchmarkConfig(
+        backbone=tiny_config("cornernet"), input_size=64, batch_size=2, steps=2, warmup=1
+    )
+    result = versus(config, "checkpoint_stacks")
+    assert list(result["step_time_s"]) == ["base", "checkpoint_stacks"]
+    # Checkpointing recomputes exactly, so both sides take the very same optimisation steps.
+    assert result["losses"]["base"] == result["losses"]["checkpoint_stacks"]
+    t = result["step_time_s"]
+    assert result["time_ratio"] == pytest.approx(
+        t["checkpoint_stacks"]["median"] / t["base"]["median"]
+    )
+    with pytest.raises(ValueError, match="already on"):
+        versus(replace(config, checkpoint_stacks=True), "checkpoint_stacks")

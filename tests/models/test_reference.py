@@ -93,3 +93,16 @@ def test_full_squeeze_computes_the_reference_function(training):
     assert [tuple(f.shape) for f in got] == [(2, 256, 32, 32)] * 2
     for a, b in zip(got, expected, strict=True):
         assert torch.equal(a, b)
+
+
+def test_the_speed_comparison_trains_both_implementations_identically():
+    from hgtrain.benchmark import BenchmarkConfig
+    from tests.reference.compare import compare
+
+    config = BenchmarkConfig(
+        backbone=tiny_config("saccade"), input_size=64, batch_size=2, steps=2, warmup=1
+    )
+    result = compare(config)
+    assert result["identical_losses"]
+    assert list(result["step_time_s"]) == ["hgtrain", "reference"]
+    assert result["time_ratio"] > 0

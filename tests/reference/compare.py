@@ -6,8 +6,8 @@ Both modules start from the same weights (the reference gets a copy of hgtrain's
 the same heads) and take the same optimizer steps on the same synthetic batch, so their losses
 must stay identical step after step; the timed steps alternate (ABBA order) so that load from
 other processes on a shared machine hits both alike. Reports each side's step-time spread, the
-ratio of the medians, and the spread of the per-round ratios (reference time / hgtrain time: above
-1 means hgtrain is faster). Memory is not compared here: both models live in one process.
+ratio of the medians, and the spread of the per-round ratios (reference time / hgtrain time: 1 or
+more means hgtrain is at least as fast). Memory is not compared here: both models live in one process.
 
 Run it from the repository root (the reference is test code, not part of the installed package).
 """
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import statistics
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -28,13 +27,12 @@ from torch import nn
 
 from hgtrain.benchmark import (
     BenchmarkConfig,
-    TrainStep,
     build_module,
-    build_optimizer,
+    interleave,
     machine_info,
-    spread,
-    synthetic_batch,
-    time_step,
+    paired,
+    prepare,
+    versus_summary,
 )
 from hgtrain.models import BackboneOutput, HourglassConfig
 from hgtrain.module import HourglassKeypointModule
@@ -72,38 +70,12 @@ def twin_modules(
 def compare(config: BenchmarkConfig) -> dict[str, Any]:
     """Warm both up, then time ``config.steps`` rounds of one step each, alternating the order."""
     modules = dict(zip(("hgtrain", "reference"), twin_modules(config), strict=True))
-    steps = {
-        name: TrainStep(module, build_optimizer(module, config.fused_optimizer), config.precision)
-        for name, module in modules.items()
-    }
-    batch = synthetic_batch(
-        config.batch_size,
-        config.input_size,
-        config.num_classes,
-        config.objects_per_image,
-        config.seed,
-        config.device,
-    )
-    for _ in range(config.warmup):
-        for step in steps.values():
-            time_step(step, batch, config.device)
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    losses: dict[str, list[float]] = {name: [] for name in steps}
-    for round_index in range(config.steps):
-        order = list(steps) if round_index % 2 == 0 else list(reversed(steps))
-        for name in order:
-            seconds, loss = time_step(steps[name], batch, config.device)
-            times[name].append(seconds)
-            losses[name].append(loss.item())
-    ratios = [r / o for r, o in zip(times["reference"], times["hgtrain"], strict=True)]
-    medians = {name: statistics.median(values) for name, values in times.items()}
+    steps = {name: prepare(config, module) for name, module in modules.items()}
+    times, losses = interleave(steps, config.steps, config.warmup, config.device)
     return {
         "config": asdict(config),
         "machine": machine_info(config.device),
-        "step_time_s": {name: spread(values) for name, values in times.items()},
-        "images_per_s": {name: config.batch_size / m for name, m in medians.items()},
-        "median_ratio": medians["reference"] / medians["hgtrain"],
-        "paired_ratio": spread(ratios),
+        **paired(times, config.batch_size),
         "losses": losses,
         "identical_losses": losses["hgtrain"] == losses["reference"],
     }
@@ -123,14 +95,7 @@ def main(args: list[str] | None = None) -> dict[str, Any]:
     options = vars(parser.parse_args(args))
     json_path = options.pop("json")
     result = compare(BenchmarkConfig(**options))
-    c, t = result["config"], result["step_time_s"]
-    print(
-        f"{c['backbone']} @{c['input_size']} x{c['batch_size']} {c['device']}: "
-        f"hgtrain {t['hgtrain']['median']:.3f} s/step, reference {t['reference']['median']:.3f} "
-        f"s/step, reference/hgtrain {result['median_ratio']:.3f} (paired rounds: median "
-        f"{result['paired_ratio']['median']:.3f}, IQR {result['paired_ratio']['q1']:.3f}-"
-        f"{result['paired_ratio']['q3']:.3f}); identical losses: {result['identical_losses']}"
-    )
+    print(f"{versus_summary(result)}; identical losses: {result['identical_losses']}")
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2) + "\n")
     return result
