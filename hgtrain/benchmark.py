@@ -22,6 +22,10 @@ recomputation) and the achieved TFLOP/s, and peak memory:
 exactly; ``step_memory_mib``, the rest of the peak, is what a step adds on top: activations,
 gradients (freed by ``zero_grad(set_to_none=True)`` between steps) and workspace, the part that batch
 size, checkpointing and precision change.
+
+On a machine shared with other work, ``--versus OPTION`` times a configuration against itself with
+one option on, both in one process with their steps interleaved, and reports the time ratio: the
+fair way to measure an option's cost or gain when absolute times drift.
 """
 
 from __future__ import annotations
