@@ -91,6 +91,17 @@ class HgtrainCLI(LightningCLI):
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.image_size", "model.input_size", apply_on="instantiate")
         parser.link_arguments("data.class_names", "model.class_names", apply_on="instantiate")
+        parser.add_argument(
+            "--test_after_fit",
+            type=bool,
+            default=False,
+            help="After fit, test the best checkpoint on the DataModule's test sets.",
+        )
+
+    def after_fit(self) -> None:
+        """Test the best checkpoint when the config asks for it (``test_after_fit: true``)."""
+        if self.config.fit.get("test_after_fit"):
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path="best")
 
     def _parse_ckpt_path(self) -> None:
         """Lightning restores the model's arguments from ``--ckpt_path``; restore the data's too,
