@@ -289,7 +289,8 @@ class HourglassKeypointModule(L.LightningModule):
     def predict_step(self, batch: Batch | Tensor, batch_idx: int) -> list[dict[str, Tensor]]:
         """Decoded keypoints (``keypoints`` [k, 2] input pixels, ``scores``, ``labels``) per image."""
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self.decode(self(images), tuple(images.shape[-2:]))
+        outputs = self.heads(self.backbone(self.normalize(images)), last_stack_only=True)
+        return self.decode(outputs, tuple(images.shape[-2:]))
 
     def configure_optimizers(self) -> dict[str, Any]:
         params = [p for p in self.parameters() if p.requires_grad]
