@@ -260,7 +260,7 @@ class HourglassKeypointModule(L.LightningModule):
 
     def on_test_start(self) -> None:
         """One metric per test set, named after the DataModule's test sets (e.g. ``test_noisy``)."""
-        count = len(self.trainer.test_dataloaders)
+        count = len(self.trainer.num_test_batches)
         names = getattr(self.trainer.datamodule, "test_set_names", None)
         if names is None or len(names) != count:
             names = ["test"] if count == 1 else [f"test_{i}" for i in range(count)]
