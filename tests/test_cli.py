@@ -91,7 +91,7 @@ def test_every_model_config_instantiates(name):
 
 def test_every_shipped_config_is_instantiated_by_a_test():
     # finetune.yaml needs a pretrained file; tests/test_finetune.py instantiates it.
-    assert SHIPPED == sorted([*MODEL_CONFIGS, *PRESETS, "finetune.yaml"])
+    assert sorted([*MODEL_CONFIGS, *PRESETS, "finetune.yaml"]) == SHIPPED
 
 
 @pytest.mark.parametrize("preset", PRESETS)
