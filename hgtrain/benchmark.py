@@ -14,7 +14,7 @@ recomputation) and the achieved TFLOP/s, and peak memory:
 
 * CUDA: ``torch.cuda.max_memory_allocated`` over the timed steps (the whole training state plus
   the step's activations).
-* CPU: the process's peak resident set size (``ru_maxrss``) minus its size before the model was
+* CPU: the process's peak resident set size (``VmHWM``) minus its size before the model was
   built. ``main`` runs one configuration per process, so the peak is that configuration's; when
   ``benchmark`` is called in a process that was bigger before, the figure is flagged unreliable.
 
@@ -244,7 +244,7 @@ class PeakMemory:
     def method(self) -> str:
         if self.device == "cuda":
             return "torch.cuda.max_memory_allocated over the timed steps"
-        return "peak RSS (ru_maxrss) minus RSS before the model was built"
+        return "peak RSS (VmHWM) minus RSS before the model was built"
 
 
 def current_rss() -> int:
@@ -255,8 +255,14 @@ def current_rss() -> int:
 
 
 def peak_rss() -> int:
-    """Peak resident set size of this process in bytes (``ru_maxrss`` is in KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """Peak resident set size of this process in bytes (Linux).
+
+    Read from ``VmHWM`` in ``/proc/self/status``, the high-water mark of this process's own memory
+    map: ``ru_maxrss`` also counts the parent's peak when the process was forked from a big one.
+    """
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
 
 
 def state_bytes(module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
