@@ -142,8 +142,8 @@ def build_module(config: BenchmarkConfig, device: str | None = None) -> Hourglas
         num_classes=config.num_classes,
         input_size=config.input_size,
         corner_pool=config.corner_pool,
+        checkpoint_stacks=config.checkpoint_stacks,
     )
-    module.backbone.checkpoint_stacks = config.checkpoint_stacks
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     return module.to(device=device or config.device, memory_format=memory_format).train()
 

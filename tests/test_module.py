@@ -66,3 +66,21 @@ def test_hyperparameters_store_a_custom_backbone_as_plain_data():
     assert isinstance(module.hparams["backbone"], dict)
     again = HourglassKeypointModule(**module.hparams)
     assert again.backbone.config == module.backbone.config
+
+
+def test_activation_checkpointing_gives_the_same_loss_and_gradients():
+    torch.manual_seed(0)
+    plain = HourglassKeypointModule(backbone=tiny_backbone("saccade"), input_size=64, head_dim=8)
+    torch.manual_seed(0)
+    checkpointed = HourglassKeypointModule(
+        backbone=tiny_backbone("saccade"), input_size=64, head_dim=8, checkpoint_stacks=True
+    )
+    losses = []
+    for module in (plain, checkpointed):
+        _, loss, _ = module.shared_step(keypoint_batch())
+        loss.total.backward()
+        losses.append(loss.total)
+    torch.testing.assert_close(losses[0], losses[1])
+    torch.testing.assert_close(
+        plain.backbone.pre[0].conv.weight.grad, checkpointed.backbone.pre[0].conv.weight.grad
+    )
