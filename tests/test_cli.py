@@ -17,35 +17,18 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from hgtrain.cli import build_cli, find_config, main
 
+from .helpers import tiny_backbone
+
 SHIPPED = sorted(p.name for p in (resources.files("hgtrain") / "configs").iterdir())
 MODEL_CONFIGS = ["cornernet.yaml", "saccade.yaml", "squeeze.yaml", "quickstart.yaml"]
 PRESETS = ["cpu.yaml", "ddp.yaml", "debug.yaml"]
-
-TINY_BACKBONES = {
-    "cornernet": {"n": 2, "dims": [8, 12, 16], "modules": [1, 1, 1], "stacks": 2},
-    "saccade": {
-        "n": 2,
-        "dims": [8, 12, 16],
-        "modules": [1, 1, 1],
-        "stacks": 3,
-        "return_mergs": True,
-    },
-    "squeeze": {
-        "n": 2,
-        "dims": [8, 12, 16],
-        "modules": [1, 1, 1],
-        "stacks": 2,
-        "block": "fire",
-        "unpool": "transposed",
-    },
-}
 
 
 def tiny_config(path: Path, variant: str = "squeeze", **trainer) -> Path:
     """A config that trains a tiny hourglass on 64 px images in a few seconds."""
     config = {
         "model": {
-            "backbone": {**TINY_BACKBONES[variant], "stem_channels": 8, "feature_dim": 8},
+            "backbone": tiny_backbone(variant).to_dict(),
             "head_dim": 8,
         },
         "data": {
