@@ -1,21 +1,29 @@
-"""hgtrain: train the stacked-hourglass backbones of the CornerNet family with PyTorch Lightning."""
+"""hgtrain: train the stacked-hourglass backbones of the CornerNet family with PyTorch Lightning.
 
+The public names below are imported on first use, so that ``import hgtrain`` (and
+``hgtrain --version``) stays instant and does not load torch.
+"""
+
+from __future__ import annotations
+
+import importlib
 from importlib.metadata import PackageNotFoundError, version
-
-from hgtrain.models import (
-    BackboneOutput,
-    HourglassBackbone,
-    HourglassConfig,
-    build_backbone,
-    get_config,
-    list_backbones,
-)
-from hgtrain.pretrained import load_backbone
+from typing import TYPE_CHECKING, Any
 
 try:
     __version__ = version("hgtrain")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0"
+
+_PUBLIC = {
+    "BackboneOutput": "hgtrain.models",
+    "HourglassBackbone": "hgtrain.models",
+    "HourglassConfig": "hgtrain.models",
+    "build_backbone": "hgtrain.models",
+    "get_config": "hgtrain.models",
+    "list_backbones": "hgtrain.models",
+    "load_backbone": "hgtrain.pretrained",
+}
 
 __all__ = [
     "BackboneOutput",
@@ -27,3 +35,26 @@ __all__ = [
     "list_backbones",
     "load_backbone",
 ]
+
+if TYPE_CHECKING:
+    from hgtrain.models import (
+        BackboneOutput,
+        HourglassBackbone,
+        HourglassConfig,
+        build_backbone,
+        get_config,
+        list_backbones,
+    )
+    from hgtrain.pretrained import load_backbone
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'hgtrain' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -15,7 +15,8 @@ import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from hgtrain.cli import build_cli, find_config, main
+from hgtrain.cli import main
+from hgtrain.lightning_cli import build_cli, find_config
 
 from .helpers import tiny_backbone
 

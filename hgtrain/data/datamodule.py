@@ -22,6 +22,7 @@ from hgtrain.data.sampler import EpochSampler
 from hgtrain.data.storage import is_prepared
 from hgtrain.data.synthetic import SyntheticKeypoints
 from hgtrain.data.transforms import HorizontalFlip, RandomScaleCrop, ResizePad, VerticalFlip
+from hgtrain.errors import check
 
 __all__ = ["KeypointDataModule"]
 
@@ -92,13 +93,28 @@ class KeypointDataModule(L.LightningDataModule):
         test_dir: str | None = None,
     ) -> None:
         super().__init__()
-        unknown = [t for t in test_sets if t not in TEST_VARIANTS]
-        if unknown or not test_sets:
-            raise ValueError(
-                f"test_sets must be a non-empty subset of {TEST_VARIANTS}, got {test_sets}"
-            )
-        if image_size < 16 or batch_size < 1 or num_workers < 0:
-            raise ValueError("need image_size >= 16, batch_size >= 1 and num_workers >= 0")
+        check(
+            bool(test_sets) and set(test_sets) <= set(TEST_VARIANTS),
+            "data",
+            "test_sets",
+            list(test_sets),
+            f"must be a non-empty subset of {list(TEST_VARIANTS)}",
+        )
+        check(image_size >= 16, "data", "image_size", image_size, "must be >= 16")
+        check(batch_size >= 1, "data", "batch_size", batch_size, "must be >= 1")
+        check(num_workers >= 0, "data", "num_workers", num_workers, "must be >= 0")
+        for name, size in (("train_length", train_length), ("val_size", val_size)):
+            check(size >= 1, "data", name, size, "must be >= 1")
+        check(test_size >= 1, "data", "test_size", test_size, "must be >= 1")
+        for name, p in (("hflip", hflip), ("vflip", vflip)):
+            check(0.0 <= p <= 1.0, "data", name, p, "must be a probability in [0, 1]")
+        check(
+            len(scale) == 2 and 0 < scale[0] <= scale[1],
+            "data",
+            "scale",
+            list(scale),
+            "must be [low, high] with 0 < low <= high",
+        )
         self.save_hyperparameters()
         for name in ("scene", "noise_config"):  # plain values, so checkpoints load weights_only
             if dataclasses.is_dataclass(self.hparams[name]):
@@ -170,18 +186,23 @@ class KeypointDataModule(L.LightningDataModule):
             self.root, split, size, self.image_size, self.seed, self.scene, noise
         )
 
-    def _wanted_sets(self) -> list[tuple[str, int, bool]]:
-        """(split, size, noisy) of every generated set this configuration uses."""
+    def _wanted_sets(self, stage: str | None) -> list[tuple[str, int, bool]]:
+        """(split, size, noisy) of every generated set that ``stage`` uses (all for ``None``)."""
         wanted = []
-        if self.val_dir is None:
+        if self.val_dir is None and stage in (None, "fit", "validate"):
             wanted.append(("val", self.val_size, self.noise))
-        if self.test_dir is None:
-            wanted.extend(("test", self.test_size, t == "noisy") for t in self.test_sets)
+        if self.test_dir is None and stage in (None, "test", "predict"):
+            variants = self.test_sets[:1] if stage == "predict" else self.test_sets
+            wanted.extend(("test", self.test_size, t == "noisy") for t in variants)
         return wanted
 
     def prepare_data(self) -> None:
-        """Write the generated val / test sets under ``root`` unless identical ones exist."""
-        for split, size, noisy in self._wanted_sets():
+        """Write the generated sets that the trainer's current stage needs (``fit`` and
+        ``validate``: validation; ``test``: the test sets; ``predict``: the first test set; all
+        without a trainer) under ``root``, unless identical ones exist."""
+        trainer = self.trainer
+        stage = trainer.state.fn.value if trainer is not None and trainer.state.fn else None
+        for split, size, noisy in self._wanted_sets(stage):
             prepare_synthetic_set(
                 self.root,
                 split,
@@ -191,6 +212,7 @@ class KeypointDataModule(L.LightningDataModule):
                 self.scene,
                 self.noise_config if noisy else None,
                 self.num_workers,
+                progress=True,
             )
 
     def setup(self, stage: str | None = None) -> None:
@@ -203,7 +225,8 @@ class KeypointDataModule(L.LightningDataModule):
         if stage in (None, "test", "predict"):
             if self.test_dir is not None:
                 self.datasets["test"] = KeypointFolder(self.test_dir, evaluation)
-            for variant in self.test_sets if self.test_dir is None else ():
+            variants = self.test_sets[:1] if stage == "predict" else self.test_sets
+            for variant in variants if self.test_dir is None else ():
                 folder = self._ready("test", variant == "noisy")
                 self.datasets[f"test_{variant}"] = KeypointFolder(folder, evaluation)
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
 from hgtrain.data.coco_format import write_keypoint_set
 from hgtrain.data.photometric import PhotometricNoise
@@ -70,19 +72,33 @@ def prepare_synthetic_set(
     scene: SceneConfig | None = None,
     noise: PhotometricNoise | None = None,
     num_workers: int = 0,
+    progress: bool = False,
 ) -> Path:
     """Write the set (``size`` images of ``split``) unless an identical one exists; return its folder.
 
     Images are rendered by ``num_workers`` DataLoader processes; the folder appears atomically.
+    With ``progress``, one line says where the set goes (or which set is reused) and a progress
+    bar counts the images written.
     """
     scene = scene if scene is not None else SceneConfig()
     path, settings = synthetic_set_path(root, split, size, image_size, seed, scene, noise)
+    variant = "noisy" if noise is not None else "clean"
     if is_prepared(path, settings):
+        if progress:
+            print(f"hgtrain: using the {variant} {split} set in {path}", file=sys.stderr)
         return path
     dataset = SyntheticKeypoints(split, size, image_size, seed, scene, noise)
+    if progress:
+        print(
+            f"hgtrain: writing the {variant} {split} set ({size} images, {image_size} px) to "
+            f"{path}; later runs with the same data settings reuse it",
+            file=sys.stderr,
+        )
 
     def write(folder: Path) -> None:
         samples = _render_all(dataset, num_workers)
+        if progress:
+            samples = tqdm(samples, total=size, desc=f"{split} ({variant})", unit="img")
         write_keypoint_set(folder, samples, CLASS_NAMES, info={"generator": settings})
 
     write_atomically(path, settings, write)

@@ -1,0 +1,283 @@
+"""The training subcommands of ``hgtrain``: Lightning's ``fit``, ``validate``, ``test``, ``predict``.
+
+``hgtrain fit --config squeeze.yaml`` finds ``squeeze.yaml`` in the working directory, then in
+``./configs/``, then among the configs shipped inside the package, so the documented commands work
+from anywhere after ``pip install``. ``--config`` may be given several times; later ones win.
+
+The defaults (TensorBoard, the checkpoints, the learning-rate, throughput, image and run-facts
+callbacks) are ordinary config values: ``--print_config`` shows them and a config can change or
+replace them. With ``--ckpt_path``, the checkpoint's model and data arguments are the base and
+whatever the command line or a config file says overrides them, field by field.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
+
+from hgtrain import __version__
+from hgtrain.data.datamodule import KeypointDataModule
+from hgtrain.errors import ConfigError
+from hgtrain.module import HourglassKeypointModule
+
+MONITOR = "val/map"
+LINKED = {
+    "data.num_classes": "model.num_classes",
+    "data.image_size": "model.input_size",
+    "data.class_names": "model.class_names",
+}
+
+
+def find_config(name: str) -> str:
+    """Path of a config given as a path, a name in ``./configs/``, or a config shipped in hgtrain."""
+    candidates = [Path(name), Path("configs") / name]
+    shipped = resources.files("hgtrain") / "configs" / name
+    for path in candidates:
+        if path.is_file():
+            return str(path)
+    if shipped.is_file():
+        return str(shipped)
+    available = sorted(p.name for p in (resources.files("hgtrain") / "configs").iterdir())
+    raise SystemExit(
+        f"hgtrain: config {name!r} not found in the working directory, ./configs/ or the package; "
+        f"shipped configs: {', '.join(available)}"
+    )
+
+
+def resolve_config_args(args: list[str]) -> list[str]:
+    """Replace every ``--config X`` / ``--config=X`` / ``-c X`` value by the path it refers to."""
+    resolved, take_next = [], False
+    for arg in args:
+        if take_next:
+            resolved.append(find_config(arg))
+            take_next = False
+        elif arg in ("--config", "-c"):
+            resolved.append(arg)
+            take_next = True
+        elif arg.startswith("--config="):
+            resolved.append("--config=" + find_config(arg.split("=", 1)[1]))
+        else:
+            resolved.append(arg)
+    return resolved
+
+
+def default_logger() -> dict[str, Any]:
+    """TensorBoard under ``runs/hgtrain/version_N`` (the hparams metrics come from RunFactsLogger)."""
+    return {
+        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+        "init_args": {"save_dir": "runs", "name": "hgtrain", "default_hp_metric": False},
+    }
+
+
+def default_callbacks() -> list[dict[str, Any]]:
+    """The callbacks every run has unless a config replaces ``trainer.callbacks``."""
+    return [
+        {
+            "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+            "init_args": {
+                "monitor": MONITOR,
+                "mode": "max",
+                "filename": "best-{epoch}-{step}",
+                "auto_insert_metric_name": False,
+            },
+        },
+        # Lightning's save_last only follows new best checkpoints; this one follows every epoch.
+        {
+            "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+            "init_args": {"filename": "last", "enable_version_counter": False},
+        },
+        {
+            "class_path": "lightning.pytorch.callbacks.LearningRateMonitor",
+            "init_args": {"logging_interval": "step"},
+        },
+        {
+            "class_path": "lightning.pytorch.callbacks.ThroughputMonitor",
+            "init_args": {"batch_size_fn": "hgtrain.callbacks.batch_size", "window_size": 10},
+        },
+        {"class_path": "hgtrain.callbacks.KeypointImageLogger"},
+        {"class_path": "hgtrain.callbacks.RunFactsLogger"},
+    ]
+
+
+def claim_version_directory(logger: TensorBoardLogger | CSVLogger) -> None:
+    """Create the logger's next ``version_N`` folder atomically and pin the logger to it, so that
+    runs started together in one directory never share (and overwrite) a run folder.
+
+    Only for a logger whose version was left to Lightning; called on global rank 0 only (the other
+    ranks write nothing themselves, and Lightning broadcasts rank 0's log directory to them).
+    """
+    if logger._version is not None:
+        return
+    root = Path(logger.root_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    version = logger._get_next_version()
+    while True:
+        try:
+            (root / f"version_{version}").mkdir()
+        except FileExistsError:
+            version += 1
+            continue
+        logger._version = version
+        return
+
+
+class ConfigInCheckpoint(SaveConfigCallback):
+    """Saves ``config.yaml`` in the log directory (as Lightning does) and stores the resolved
+    config in every checkpoint, under ``checkpoint["hgtrain"]``, with the hgtrain version."""
+
+    def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+        checkpoint["hgtrain"] = {
+            "version": __version__,
+            "config": yaml.safe_load(
+                self.parser.dump(self.config, skip_none=False, skip_link_targets=False)
+            ),
+        }
+
+
+class HgtrainCLI(LightningCLI):
+    """``LightningCLI`` with the data linked to the model, the defaults in the config, checkpoint
+    arguments restored field by field, run folders that never collide, and one-line errors."""
+
+    trained_input_size: int | None = None
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        for source, target in LINKED.items():
+            parser.link_arguments(source, target, apply_on="instantiate")
+        parser.set_defaults(
+            {"trainer.logger": default_logger(), "trainer.callbacks": default_callbacks()}
+        )
+        parser.add_argument(
+            "--test_after_fit",
+            type=bool,
+            default=False,
+            help="After fit, test the best checkpoint (the last weights when there is none) on "
+            "the DataModule's test sets.",
+        )
+
+    def parse_arguments(self, parser: Any, args: list[str] | None) -> None:
+        """Parse once; with ``--ckpt_path``, parse again on top of the checkpoint's arguments
+        (``--print_config`` waits for that second parse, so that it shows what will run)."""
+        given = sys.argv[1:] if args is None else list(args)
+        first = [arg for arg in given if not arg.startswith("--print_config")]
+        self.config = parser.parse_args(first)
+        stored = self.checkpoint_arguments()
+        if stored:
+            self._parser(self.config.subcommand).set_defaults(stored)
+        if stored or first != given:
+            self.config = parser.parse_args(given)
+        self.check_accelerator()
+
+    def check_accelerator(self) -> None:
+        """A GPU config on a machine without a GPU ends in one line that names the CPU preset."""
+        subcommand = self.config.get("subcommand")
+        trainer = self.config[subcommand].trainer if subcommand else self.config.trainer
+        if str(trainer.accelerator) in ("gpu", "cuda") and not torch.cuda.is_available():
+            raise SystemExit(
+                f"hgtrain: this config trains on GPUs (trainer.accelerator={trainer.accelerator}, "
+                f"trainer.devices={trainer.devices}) but no GPU is available here: add "
+                "--config cpu.yaml to run it on the CPU."
+            )
+
+    def checkpoint_arguments(self) -> dict[str, Any]:
+        """``{"model.x": ..., "data.y": ...}`` stored in the ``--ckpt_path`` checkpoint, if any."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return {}
+        checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu")
+        stored = {}
+        for group, key in (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters")):
+            for name, value in checkpoint.get(key, {}).items():
+                if not name.startswith("_") and f"{group}.{name}" not in LINKED.values():
+                    stored[f"{group}.{name}"] = value
+        self.trained_input_size = checkpoint.get("hyper_parameters", {}).get("input_size")
+        return stored
+
+    def _parse_ckpt_path(self) -> None:
+        """Done in :meth:`parse_arguments`, with the command line winning over the checkpoint."""
+
+    def before_instantiate_classes(self) -> None:
+        """Say so when a checkpoint is evaluated at another input size than it was trained at."""
+        trained = self.trained_input_size
+        subcommand = self.config.get("subcommand")
+        if subcommand and trained is not None:
+            size = self.config[subcommand].data.image_size
+            if size != trained:
+                rank_zero_info(
+                    f"hgtrain: the checkpoint was trained at {trained} px and runs at "
+                    f"data.image_size={size} px, as the command line or a config asks."
+                )
+
+    def instantiate_classes(self) -> None:
+        """Instantiate model, data and trainer; a bad argument value ends in one line naming it."""
+        try:
+            super().instantiate_classes()
+        except ConfigError as error:
+            self.parser.error(str(error))
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The trainer, with its run folder claimed; without a logger, the learning-rate monitor
+        (which needs one) is left out with a message."""
+        trainer = super().instantiate_trainer(**kwargs)
+        if not trainer.loggers:
+            monitors = [c for c in trainer.callbacks if isinstance(c, LearningRateMonitor)]
+            if monitors:
+                rank_zero_info("hgtrain: no logger, so the learning rate is not logged.")
+                trainer.callbacks = [c for c in trainer.callbacks if c not in monitors]
+        if rank_zero_only.rank == 0:
+            for logger in trainer.loggers:
+                if isinstance(logger, (TensorBoardLogger, CSVLogger)):
+                    claim_version_directory(logger)
+        return trainer
+
+    def after_fit(self) -> None:
+        """With ``test_after_fit``, test the best checkpoint, or the last weights when no
+        validation produced one (a short run) and under ``fast_dev_run``."""
+        if not self.config.fit.get("test_after_fit"):
+            return
+        trainer = self.trainer
+        if trainer.interrupted:
+            rank_zero_info("hgtrain: fit was interrupted, so test_after_fit is skipped.")
+            return
+        best = next(
+            (
+                c.best_model_path
+                for c in trainer.checkpoint_callbacks
+                if isinstance(c, ModelCheckpoint) and c.monitor and c.best_model_path
+            ),
+            None,
+        )
+        if best is None:
+            reason = "fast_dev_run" if trainer.fast_dev_run else "no best checkpoint was saved"
+            rank_zero_info(f"hgtrain: {reason}, so the test runs on the last weights.")
+        trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best)
+
+
+def build_cli(args: list[str] | None = None, run: bool = True) -> HgtrainCLI:
+    """The Lightning CLI of hgtrain; with ``run=False`` it only instantiates model, data and trainer."""
+    if args is None:
+        sys.argv[1:] = resolve_config_args(sys.argv[1:])
+    else:
+        args = resolve_config_args(args)
+    return HgtrainCLI(
+        HourglassKeypointModule,
+        KeypointDataModule,
+        args=args,
+        run=run,
+        save_config_callback=ConfigInCheckpoint,
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+        seed_everything_default=0,
+        parser_kwargs={"prog": "hgtrain", "description": f"hgtrain {__version__}"},
+    )
