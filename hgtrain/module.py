@@ -16,6 +16,7 @@ from lightning.fabric.utilities.throughput import measure_flops
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
+from hgtrain.hparams import make_hparams_plain
 from hgtrain.models.backbone import HourglassBackbone, HourglassConfig
 from hgtrain.models.heads import HeadOutput, KeypointHeads
 from hgtrain.models.registry import build_backbone, get_config
@@ -115,6 +116,7 @@ class HourglassKeypointModule(L.LightningModule):
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler", "backbone_weights"])
         if not isinstance(self.hparams["backbone"], str):
             self.hparams["backbone"] = config.to_dict()
+        make_hparams_plain(self)
         config.check_input_size(input_size, input_size)
         self.input_size = input_size
         self.backbone: HourglassBackbone = build_backbone(config)

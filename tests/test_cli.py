@@ -13,10 +13,14 @@ import lightning as L
 import pytest
 import torch
 import yaml
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from hgtrain.cli import main
-from hgtrain.lightning_cli import build_cli, find_config
+from hgtrain.lightning_cli import build_cli, claim_version_directory, find_config
 
 from .helpers import tiny_backbone
 
@@ -185,3 +189,173 @@ def test_two_process_cpu_ddp_fit_syncs_its_metrics(tmp_path):
     checkpoint = run_dir(tmp_path) / "checkpoints" / "last.ckpt"
     cli = build_cli(["validate", "--ckpt_path", str(checkpoint), "--trainer.logger", "false"])
     assert cli.trainer.callback_metrics["val/map"].item() == pytest.approx(logged, abs=1e-6)
+
+
+def test_print_config_lists_the_default_logger_and_callbacks(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--config", "quickstart.yaml", "--print_config"])
+    assert exit_.value.code in (0, None)
+    trainer = yaml.safe_load(capsys.readouterr().out)["trainer"]
+    assert trainer["logger"]["class_path"].endswith("TensorBoardLogger")
+    classes = [c["class_path"].rsplit(".", 1)[-1] for c in trainer["callbacks"]]
+    assert classes == [
+        "ModelCheckpoint",
+        "ModelCheckpoint",
+        "LearningRateMonitor",
+        "ThroughputMonitor",
+        "KeypointImageLogger",
+        "RunFactsLogger",
+    ]
+    assert trainer["callbacks"][0]["init_args"]["monitor"] == "val/map"
+
+
+def test_a_config_replaces_the_default_callbacks(tmp_path):
+    replaced = tmp_path / "callbacks.yaml"
+    replaced.write_text(
+        "trainer:\n  callbacks:\n  - class_path: hgtrain.callbacks.RunFactsLogger\n"
+    )
+    cli = build_cli(["--config", str(tiny_config(tmp_path)), "--config", str(replaced)], run=False)
+    own = [c for c in cli.trainer.callbacks if type(c).__module__.startswith("hgtrain.callbacks")]
+    assert [type(c).__name__ for c in own] == ["RunFactsLogger"]
+    assert not any(isinstance(c, ModelCheckpoint) and c.monitor for c in cli.trainer.callbacks)
+
+
+def test_only_the_model_sets_the_optimizer():
+    with pytest.raises(SystemExit):
+        build_cli(["--config", "quickstart.yaml", "--optimizer", "torch.optim.SGD"], run=False)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--data.batch_size", "-4", "data.batch_size=-4: must be >= 1"),
+        ("--data.hflip", "1.5", "data.hflip=1.5: must be a probability in [0, 1]"),
+        ("--data.test_sets", "[foggy]", "data.test_sets=['foggy']: must be a non-empty subset"),
+    ],
+)
+def test_a_bad_argument_is_named_with_its_value(tmp_path, capsys, option, value, message):
+    with pytest.raises(SystemExit) as exit_:
+        build_cli(["--config", str(tiny_config(tmp_path)), option, value], run=False)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_gpu_config_without_a_gpu_names_the_cpu_preset(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit, match=r"no GPU is available here: add --config cpu.yaml"):
+        main(["fit", "--config", "squeeze.yaml"])
+
+
+def test_hgtrain_version_and_help_answer_without_importing_torch():
+    code = (
+        "import sys; from hgtrain.cli import main; main(['--version']); main(['--help']); "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.startswith("hgtrain ")
+    for command in ["fit", "validate", "test", "predict", "export", "benchmark", "data-preview"]:
+        assert f"\n  {command} " in out
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--config", "debug.yaml"],
+        ["--trainer.max_steps", "2"],
+        ["--trainer.max_steps", "2", "--trainer.logger", "false"],
+    ],
+    ids=["fast_dev_run", "stopped-before-validation", "no-logger"],
+)
+def test_fit_with_test_after_fit_finishes_cleanly_however_short(tmp_path, caplog, extra):
+    config = str(tiny_config(tmp_path, max_epochs=3))
+    main(["fit", "--config", config, "--test_after_fit", "true", *extra])
+    assert "so the test runs on the last weights" in caplog.text
+    if extra[0] == "--trainer.max_steps":
+        (last,) = tmp_path.rglob("last.ckpt")
+        assert torch.load(last, weights_only=True)["global_step"] == 2
+
+
+def test_with_csv_logger_images_are_png_files_and_facts_are_metrics(tmp_path):
+    main(["fit", "--config", str(tiny_config(tmp_path)), "--trainer.logger", "CSVLogger"])
+    (folder,) = (tmp_path / "runs" / "hgtrain").iterdir()
+    assert (folder / "images" / "val" / "keypoints" / "step_4.png").is_file()
+    assert (folder / "images" / "val" / "heatmaps_per_stack" / "step_4.png").is_file()
+    metrics = (folder / "metrics.csv").read_text()
+    assert "params/backbone" in metrics and "val/map" in metrics
+    hparams = yaml.safe_load((folder / "hparams.yaml").read_text())
+    assert hparams["image_size"] == 64 and "head_dim" in hparams  # data and model arguments
+
+
+def test_tensorboard_hparams_hold_model_and_data_arguments(tmp_path):
+    main(["fit", "--config", str(tiny_config(tmp_path)), "--trainer.max_steps", "1"])
+    logged = set()
+    for record in EventFileLoader(str(next(run_dir(tmp_path).glob("events.*")))).Load():
+        for value in record.summary.value:
+            if value.tag == "_hparams_/session_start_info":
+                info = HParamsPluginData.FromString(value.metadata.plugin_data.content)
+                logged |= set(info.session_start_info.hparams)
+    assert {"head_dim", "sigma", "image_size", "batch_size"} <= logged, logged
+
+
+def test_run_folders_are_claimed_atomically(tmp_path, monkeypatch):
+    logger = TensorBoardLogger(tmp_path, name="hgtrain")
+    (tmp_path / "hgtrain" / "version_0").mkdir(parents=True)
+    # Another run created version_0 after this one listed the folders: it must move on.
+    monkeypatch.setattr(logger, "_get_next_version", lambda: 0)
+    claim_version_directory(logger)
+    assert logger.version == 1 and (tmp_path / "hgtrain" / "version_1").is_dir()
+    pinned = TensorBoardLogger(tmp_path, name="hgtrain", version="mine")
+    claim_version_directory(pinned)
+    assert pinned.version == "mine"
+
+
+@pytest.mark.slow
+def test_two_fits_started_together_in_one_directory_keep_their_own_folders(tmp_path):
+    config = str(tiny_config(tmp_path))
+    hgtrain = Path(sys.executable).with_name("hgtrain")
+    runs = [
+        subprocess.Popen(
+            [str(hgtrain), "fit", "--config", config, "--data.seed", str(seed)],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (1, 2)
+    ]
+    for run in runs:
+        assert run.wait(timeout=300) == 0, run.stderr.read()
+    folders = sorted((tmp_path / "runs" / "hgtrain").iterdir())
+    assert [f.name for f in folders] == ["version_0", "version_1"]
+    seeds = set()
+    for folder in folders:
+        saved = yaml.safe_load((folder / "config.yaml").read_text())["data"]["seed"]
+        stored = torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)
+        assert stored["hgtrain"]["config"]["data"]["seed"] == saved
+        seeds.add(saved)
+    assert seeds == {1, 2}
+
+
+def test_test_with_a_checkpoint_keeps_its_data_config_and_changes_only_what_is_given(tmp_path):
+    main(["fit", "--config", str(tiny_config(tmp_path)), "--data.noise", "false"])
+    checkpoint = run_dir(tmp_path) / "checkpoints" / "last.ckpt"
+    shutil.rmtree(tmp_path / "data")
+    cli = build_cli(["test", "--ckpt_path", str(checkpoint), "--data.seed", "7"])
+    data = cli.datamodule
+    assert (data.image_size, data.seed, data.noise, data.test_size) == (64, 7, False, 8)
+    written = sorted(p.name for p in (tmp_path / "data" / "synthetic").iterdir())
+    assert [name.split("-")[:3] for name in written] == [
+        ["test", "clean", "64px"],
+        ["test", "noisy", "64px"],
+    ]
+    assert "test_noisy/map" in cli.trainer.callback_metrics
+
+
+def test_a_checkpoint_runs_at_another_size_only_when_asked_and_says_so(tmp_path, caplog):
+    main(["fit", "--config", str(tiny_config(tmp_path)), "--trainer.max_steps", "1"])
+    checkpoint = str(run_dir(tmp_path) / "checkpoints" / "last.ckpt")
+    cli = build_cli(["validate", "--ckpt_path", checkpoint, "--data.image_size", "96"])
+    assert cli.datamodule.image_size == 96
+    assert "trained at 64 px and runs at data.image_size=96 px" in caplog.text

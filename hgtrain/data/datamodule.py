@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from hgtrain.data.storage import is_prepared
 from hgtrain.data.synthetic import SyntheticKeypoints
 from hgtrain.data.transforms import HorizontalFlip, RandomScaleCrop, ResizePad, VerticalFlip
 from hgtrain.errors import check
+from hgtrain.hparams import make_hparams_plain
 
 __all__ = ["KeypointDataModule"]
 
@@ -116,9 +116,7 @@ class KeypointDataModule(L.LightningDataModule):
             "must be [low, high] with 0 < low <= high",
         )
         self.save_hyperparameters()
-        for name in ("scene", "noise_config"):  # plain values, so checkpoints load weights_only
-            if dataclasses.is_dataclass(self.hparams[name]):
-                self.hparams[name] = dataclasses.asdict(self.hparams[name])
+        make_hparams_plain(self)
         self.root = Path(root)
         self.image_size = image_size
         self.scene = scene if scene is not None else SceneConfig()
