@@ -5,7 +5,9 @@ batch is normalised on the device, the targets are encoded, the focal and offset
 stack are computed (``HourglassKeypointModule.shared_step``), then backward and an Adam step. The
 batch is synthetic (random pixels, random boxes and keypoints in the contract's batch format) and
 made once, so that only the model is timed; the data pipeline is measured on its own
-(``--data-workers``) and reported next to it.
+(``--data_workers N``) and reported next to it. Options take the flag style of the Lightning
+subcommands (``--batch_size 8 --channels_last true``), and ``--config FILE`` reads any of them from
+a YAML file; before timing, a line says which configuration runs.
 
 Reported: step times after warm-up (median, quartiles, min, max) and images/s, the FLOPs of one
 step (convolutions and matrix products of forward and backward, counted with
@@ -30,7 +32,6 @@ fair way to measure an option's cost or gain when absolute times drift.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
@@ -48,6 +49,7 @@ import torch
 from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
+from hgtrain.arguments import OptionError, ToolParser
 from hgtrain.data.benchmark import benchmark_size
 from hgtrain.models.backbone import HourglassConfig
 from hgtrain.models.registry import get_config, list_backbones
@@ -87,20 +89,20 @@ class BenchmarkConfig:
             variant = get_config(variant)
         if self.input_size is None:
             object.__setattr__(self, "input_size", TRAINING_SIZES.get(variant.name, 511))
-        variant.check_input_size(self.input_size, self.input_size)
-        if self.batch_size < 1 or self.steps < 1 or self.warmup < 0 or self.data_workers < 0:
-            raise ValueError(
-                f"need batch_size >= 1, steps >= 1, warmup >= 0 and data_workers >= 0, got "
-                f"{self.batch_size}, {self.steps}, {self.warmup}, {self.data_workers}"
-            )
+        try:
+            variant.check_input_size(self.input_size, self.input_size)
+        except ValueError as error:
+            raise OptionError("input_size", self.input_size, str(error)) from None
+        minimums = {"batch_size": 1, "steps": 1, "warmup": 0, "num_classes": 1, "data_workers": 0}
+        for name, minimum in minimums.items():
+            if getattr(self, name) < minimum:
+                raise OptionError(name, getattr(self, name), f"must be >= {minimum}")
         if self.precision not in ("32", "bf16"):
-            raise ValueError(f"precision must be '32' or 'bf16', got {self.precision!r}")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ValueError(
-                "device 'cuda' asked for, but torch sees no CUDA device; use --device cpu"
-            )
+            raise OptionError("precision", self.precision, "must be '32' or 'bf16'")
         if self.device not in ("cpu", "cuda"):
-            raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
+            raise OptionError("device", self.device, "must be 'cpu' or 'cuda'")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise OptionError("device", "cuda", "torch sees no CUDA device; use --device cpu")
 
 
 def synthetic_batch(
@@ -436,16 +438,26 @@ VERSUS = ("channels_last", "checkpoint_stacks", "fused_optimizer", "compile", "b
 """Options ``--versus`` can turn on for the second side of an interleaved comparison."""
 
 
-def versus(config: BenchmarkConfig, option: str) -> dict[str, Any]:
-    """``config`` against the same configuration with ``option`` on, steps interleaved in one
-    process (so no memory figures), from the same weights."""
+def switched_on(config: BenchmarkConfig, option: str) -> BenchmarkConfig:
+    """``config`` with ``option`` (one of ``VERSUS``) on; an ``OptionError`` if it is on already."""
     if option not in VERSUS:
-        raise ValueError(f"--versus takes one of {', '.join(VERSUS)}, got {option!r}")
+        raise OptionError("versus", option, f"must be one of {', '.join(VERSUS)}")
     other = (
         replace(config, precision="bf16") if option == "bf16" else replace(config, **{option: True})
     )
     if other == config:
-        raise ValueError(f"{option} is already on; --versus compares a configuration without it")
+        raise OptionError(
+            "versus",
+            option,
+            f"{option} is already on; --versus compares a configuration without it",
+        )
+    return other
+
+
+def versus(config: BenchmarkConfig, option: str) -> dict[str, Any]:
+    """``config`` against the same configuration with ``option`` on, steps interleaved in one
+    process (so no memory figures), from the same weights."""
+    other = switched_on(config, option)
     torch.backends.cudnn.benchmark = config.cudnn_benchmark
     steps = {}
     for name, side in (("base", config), (option, other)):
@@ -463,11 +475,10 @@ def versus(config: BenchmarkConfig, option: str) -> dict[str, Any]:
 
 def versus_summary(result: dict[str, Any]) -> str:
     """A line for the terminal about an interleaved comparison."""
-    c, (first, second) = result["config"], list(result["step_time_s"])
+    first, second = result["step_time_s"]
     t, r = result["step_time_s"], result["paired_time_ratio"]
     return (
-        f"{backbone_name(c)} @{c['input_size']} x{c['batch_size']} {c['device']} "
-        f"{describe_options(c)}: {first} {t[first]['median']:.3f} s/step, {second} "
+        f"{describe_setting(result['config'])}: {first} {t[first]['median']:.3f} s/step, {second} "
         f"{t[second]['median']:.3f} s/step; time ratio {second}/{first} {result['time_ratio']:.3f} "
         f"(per round: median {r['median']:.3f}, IQR {r['q1']:.3f}-{r['q3']:.3f})"
     )
@@ -494,13 +505,31 @@ def backbone_name(config: dict[str, Any]) -> str:
     return backbone if isinstance(backbone, str) else backbone["name"]
 
 
+def describe_setting(config: dict[str, Any]) -> str:
+    """``squeeze @511 x2 cpu fp32 eager channels_last``: backbone, input, batch, device, options."""
+    return (
+        f"{backbone_name(config)} @{config['input_size']} x{config['batch_size']} "
+        f"{config['device']} {describe_options(config)}"
+    )
+
+
+def announce(config: BenchmarkConfig, option: str | None = None) -> str:
+    """The line printed before timing: which configuration runs (both, with ``option``), how long."""
+    setting = describe_setting(asdict(config))
+    counts = f"{config.warmup} warm-up, {config.steps} timed"
+    if option is not None:
+        other = describe_setting(asdict(switched_on(config, option)))
+        return f"interleaving {setting} and {other} (rounds: {counts})"
+    if config.data_workers:
+        counts += f"; then the data pipeline, data_workers {config.data_workers}"
+    return f"timing {setting} (steps: {counts})"
+
+
 def summary(result: dict[str, Any]) -> str:
     """A line for the terminal (two with the data pipeline)."""
-    c = result["config"]
     ips, t = result["images_per_s"], result["step_time_s"]
     line = (
-        f"{backbone_name(c)} @{c['input_size']} x{c['batch_size']} {c['device']} "
-        f"{describe_options(c)}: "
+        f"{describe_setting(result['config'])}: "
         f"{ips['median']:.2f} img/s (IQR {ips['q1']:.2f}-{ips['q3']:.2f}), "
         f"step {t['median']:.3f} s, {result['tflops_per_s']:.3f} TFLOP/s, "
         f"peak {result['peak_memory_mib']:.0f} MiB = state {result['state_memory_mib']:.0f} + "
@@ -549,51 +578,69 @@ def format_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
-def parse_args(args: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+def build_parser() -> ToolParser:
+    """The command line of ``hgtrain benchmark``."""
+    parser = ToolParser(
         prog="hgtrain benchmark",
-        description="Time full training steps (forward, loss, backward, Adam) of an hourglass "
-        "backbone with its heads on synthetic batches; report images/s, TFLOP/s and peak memory.",
+        description="Time full training steps (forward, loss, backward, Adam) of an hourglass backbone with "
+        "its heads on synthetic batches; report images/s, TFLOP/s and peak memory.",
     )
     parser.add_argument("--backbone", default="squeeze", choices=list_backbones())
     parser.add_argument(
-        "--input-size",
-        type=int,
+        "--input_size",
+        type=int | None,
         default=None,
         help="input side in pixels (default: the variant's training size, 511 / 255 / 511)",
     )
-    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--batch_size", type=int, default=2)
     parser.add_argument(
-        "--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"]
+        "--device",
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        choices=["cpu", "cuda"],
     )
     parser.add_argument("--steps", type=int, default=5, help="timed steps")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
-    parser.add_argument("--channels-last", action="store_true", help="NHWC weights and inputs")
     parser.add_argument(
-        "--precision", default="32", choices=["32", "bf16"], help="bf16: bf16-mixed autocast"
-    )
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model's forward")
-    parser.add_argument(
-        "--checkpoint-stacks",
-        action="store_true",
-        help="activation checkpointing per hourglass stack",
-    )
-    parser.add_argument("--fused-optimizer", action="store_true", help="Adam(fused=True)")
-    parser.add_argument(
-        "--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark"
+        "--channels_last", type=bool, default=False, help="true: NHWC weights and inputs"
     )
     parser.add_argument(
-        "--corner-pool", action="store_true", help="CornerNet's corner pooling before the heads"
+        "--precision",
+        default="32",
+        choices=["32", "bf16"],
+        help='bf16: bf16-mixed autocast (in YAML, quote "32")',
     )
-    parser.add_argument("--num-classes", type=int, default=3)
+    parser.add_argument(
+        "--compile", type=bool, default=False, help="true: torch.compile the model's forward"
+    )
+    parser.add_argument(
+        "--checkpoint_stacks",
+        type=bool,
+        default=False,
+        help="true: activation checkpointing per hourglass stack",
+    )
+    parser.add_argument(
+        "--fused_optimizer", type=bool, default=False, help="true: Adam(fused=True)"
+    )
+    parser.add_argument(
+        "--cudnn_benchmark", type=bool, default=False, help="true: torch.backends.cudnn.benchmark"
+    )
+    parser.add_argument(
+        "--corner_pool",
+        type=bool,
+        default=False,
+        help="true: CornerNet's corner pooling before the heads",
+    )
+    parser.add_argument("--num_classes", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--data-workers",
+        "--data_workers",
         type=int,
         default=0,
         help="also time one data-loader worker and compare N of them with the model (0: skip)",
     )
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    parser.add_argument(
+        "--threads", type=int | None, default=None, help="torch.set_num_threads (CPU)"
+    )
     parser.add_argument(
         "--versus",
         choices=VERSUS,
@@ -601,7 +648,9 @@ def parse_args(args: list[str] | None = None) -> argparse.Namespace:
         help="time this configuration against itself with OPTION on, steps interleaved in one "
         "process (for noisy machines; reports the time ratio, no memory)",
     )
-    parser.add_argument("--json", type=Path, default=None, help="write the result to this file")
+    parser.add_argument(
+        "--json", type=Path | None, default=None, help="write the result to this file"
+    )
     parser.add_argument(
         "--table",
         type=Path,
@@ -610,35 +659,37 @@ def parse_args(args: list[str] | None = None) -> argparse.Namespace:
         metavar="JSON",
         help="print a Markdown table of earlier --json results instead of running",
     )
-    return parser.parse_args(args)
+    return parser
 
 
 def main(args: list[str] | None = None) -> dict[str, Any] | None:
     """Entry point of ``hgtrain benchmark``; returns the result (``None`` with ``--table``)."""
-    options = vars(parse_args(args))
-    json_path, threads, table = options.pop("json"), options.pop("threads"), options.pop("table")
-    option = options.pop("versus")
-    if table is not None:
-        print(format_table([json.loads(path.read_text()) for path in table]))
+    parser = build_parser()
+    namespace = parser.parse_args(args)
+    parser.check_at_least(namespace, threads=1)
+    options = namespace.as_dict()
+    for name in ("config", "json", "threads", "table", "versus"):
+        options.pop(name)
+    if namespace.table is not None:
+        print(format_table([json.loads(path.read_text()) for path in namespace.table]))
         return None
-    if threads is not None:
-        torch.set_num_threads(threads)
     try:
         config = BenchmarkConfig(**options)
-    except ValueError as error:
-        raise SystemExit(f"hgtrain benchmark: {error}") from None
-    if option is None:
+        line = announce(config, namespace.versus)
+    except OptionError as error:
+        parser.error(f"--{error}")
+    if namespace.threads is not None:
+        torch.set_num_threads(namespace.threads)
+    print(line, flush=True)
+    if namespace.versus is None:
         result = benchmark(config)
         print(summary(result))
     else:
-        try:
-            result = versus(config, option)
-        except ValueError as error:
-            raise SystemExit(f"hgtrain benchmark: {error}") from None
+        result = versus(config, namespace.versus)
         print(versus_summary(result))
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(result, indent=2) + "\n")
+    if namespace.json is not None:
+        namespace.json.parent.mkdir(parents=True, exist_ok=True)
+        namespace.json.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 

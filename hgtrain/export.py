@@ -16,12 +16,11 @@ with ``torch.load(weights_only=True)``::
 is the backbone alone under the original ``module.hg.*`` keys, which the CornerNet-Lite code loads
 with ``load_state_dict(..., strict=False)``; that format also converts any other file that
 ``load_backbone`` reads. Output files are written atomically and never replaced unless
-``--overwrite`` is given.
+``--overwrite true`` is given. Every option can also come from a YAML file: ``--config FILE``.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import uuid
 from collections.abc import Mapping
@@ -32,6 +31,7 @@ from typing import Any
 import torch
 
 from hgtrain import __version__
+from hgtrain.arguments import ToolParser
 from hgtrain.models.backbone import HourglassBackbone
 from hgtrain.models.convert import load_state_exactly, to_cornernet_lite
 from hgtrain.pretrained import (
@@ -104,7 +104,7 @@ def save_atomically(content: Any, output: Path, overwrite: bool = False) -> None
     """``torch.save`` to a temporary file beside ``output``, then rename it into place: a reader
     never sees half a file, and a failed write leaves any existing ``output`` as it was."""
     if output.exists() and not overwrite:
-        raise FileExistsError(f"{output} exists; pass --overwrite to replace it.")
+        raise FileExistsError(f"{output} exists; pass --overwrite true to replace it.")
     output.parent.mkdir(parents=True, exist_ok=True)
     temporary = output.with_name(f".{output.name}.{uuid.uuid4().hex}.tmp")
     try:
@@ -136,7 +136,7 @@ def export_backbone(
             f"--output {output} is the checkpoint being exported; choose another path."
         )
     if output.exists() and not overwrite:
-        raise FileExistsError(f"{output} exists; pass --overwrite to replace it.")
+        raise FileExistsError(f"{output} exists; pass --overwrite true to replace it.")
     checkpoint = read_checkpoint(ckpt_path)
     if format == "hgtrain":
         content = backbone_export(checkpoint, str(ckpt_path))
@@ -162,12 +162,16 @@ def describe(content: Mapping[str, Any]) -> str:
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``hgtrain export`` and ``python -m hgtrain.export``."""
-    parser = argparse.ArgumentParser(
+    parser = ToolParser(
         prog="hgtrain export",
         description="Write the backbone of a training checkpoint to a file of its own.",
     )
-    parser.add_argument("--ckpt_path", required=True, help="hgtrain training checkpoint (.ckpt)")
-    parser.add_argument("--output", required=True, help="file to write (e.g. backbone.pt)")
+    parser.add_argument(
+        "--ckpt_path", type=str, required=True, help="hgtrain training checkpoint (.ckpt)"
+    )
+    parser.add_argument(
+        "--output", type=str, required=True, help="file to write (e.g. backbone.pt)"
+    )
     parser.add_argument(
         "--format",
         choices=FORMATS,
@@ -175,7 +179,9 @@ def main(args: list[str] | None = None) -> None:
         help="hgtrain: weights with architecture, normalisation and provenance (default); "
         "cornernet-lite: the original module.hg.* keys",
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    parser.add_argument(
+        "--overwrite", type=bool, default=False, help="true: replace an existing --output"
+    )
     options = parser.parse_args(args)
     try:
         content = export_backbone(

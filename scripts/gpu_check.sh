@@ -17,9 +17,9 @@
 #                   in DIR (pip --no-index); PyTorch itself must already be installed
 #   --no-install    run from the source tree (PYTHONPATH) instead of `pip install -e .`
 #
-# Writes DIR/<run>.json (one `hgtrain benchmark --json` result per run) and DIR/<run>.txt (its
-# summary line), DIR/table.md (Markdown table with speed-ups against fp32 eager),
-# DIR/environment.txt and DIR/log.txt.
+# Writes DIR/<run>.json (one `hgtrain benchmark --json` result per run) and DIR/<run>.txt (the
+# configuration it ran and its summary line), DIR/table.md (Markdown table with speed-ups against
+# fp32 eager), DIR/environment.txt and DIR/log.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -106,33 +106,33 @@ else
     steps=(--steps 10 --warmup 3)
     workers=$(( $(nproc) > 2 ? $(nproc) - 2 : 1 ))
 fi
-fast=(--precision bf16 --channels-last --fused-optimizer --cudnn-benchmark)
+fast=(--precision bf16 --channels_last true --fused_optimizer true --cudnn_benchmark true)
 runs=(
     "squeeze_fp32_eager squeeze"
-    "squeeze_bf16_channels_last squeeze --precision bf16 --channels-last"
-    "squeeze_bf16_fast squeeze ${fast[*]} --data-workers $workers"
+    "squeeze_bf16_channels_last squeeze --precision bf16 --channels_last true"
+    "squeeze_bf16_fast squeeze ${fast[*]} --data_workers $workers"
     "cornernet_fp32_eager cornernet"
-    "cornernet_bf16_fast cornernet ${fast[*]} --data-workers $workers"
+    "cornernet_bf16_fast cornernet ${fast[*]} --data_workers $workers"
     "saccade_fp32_eager saccade"
-    "saccade_bf16_fast saccade ${fast[*]} --data-workers $workers"
-    "cornernet_fp32_checkpoint_stacks cornernet --checkpoint-stacks"
-    "cornernet_bf16_fast_checkpoint_stacks cornernet ${fast[*]} --checkpoint-stacks"
+    "saccade_bf16_fast saccade ${fast[*]} --data_workers $workers"
+    "cornernet_fp32_checkpoint_stacks cornernet --checkpoint_stacks true"
+    "cornernet_bf16_fast_checkpoint_stacks cornernet ${fast[*]} --checkpoint_stacks true"
 )
 if [[ "$compile" == 1 ]]; then
-    runs+=("squeeze_bf16_fast_compile squeeze ${fast[*]} --compile")
+    runs+=("squeeze_bf16_fast_compile squeeze ${fast[*]} --compile true")
 fi
 runs+=(
-    "cornernet_bf16_channels_last cornernet --precision bf16 --channels-last"
-    "saccade_bf16_channels_last saccade --precision bf16 --channels-last"
-    "squeeze_fp32_channels_last squeeze --channels-last"
+    "cornernet_bf16_channels_last cornernet --precision bf16 --channels_last true"
+    "saccade_bf16_channels_last saccade --precision bf16 --channels_last true"
+    "squeeze_fp32_channels_last squeeze --channels_last true"
     "squeeze_bf16 squeeze --precision bf16"
-    "squeeze_fp32_fused_optimizer squeeze --fused-optimizer"
-    "squeeze_fp32_cudnn_benchmark squeeze --cudnn-benchmark"
+    "squeeze_fp32_fused_optimizer squeeze --fused_optimizer true"
+    "squeeze_fp32_cudnn_benchmark squeeze --cudnn_benchmark true"
 )
 if [[ "$compile" == 1 ]]; then
     runs+=(
-        "cornernet_bf16_fast_compile cornernet ${fast[*]} --compile"
-        "saccade_bf16_fast_compile saccade ${fast[*]} --compile"
+        "cornernet_bf16_fast_compile cornernet ${fast[*]} --compile true"
+        "saccade_bf16_fast_compile saccade ${fast[*]} --compile true"
     )
 fi
 
@@ -146,7 +146,7 @@ for run in "${runs[@]}"; do
     fi
     # shellcheck disable=SC2086  # options are words on purpose
     if timeout "$left" "$python" -m hgtrain.benchmark --backbone "$backbone" \
-        --input-size "${size[$backbone]}" --batch-size "${batch[$backbone]}" --device "$device" \
+        --input_size "${size[$backbone]}" --batch_size "${batch[$backbone]}" --device "$device" \
         "${steps[@]}" $options --json "$out/$name.json" >"$out/$name.txt" 2>>"$log"; then
         done_files+=("$out/$name.json")
         say "$(cat "$out/$name.txt")"

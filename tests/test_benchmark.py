@@ -10,11 +10,13 @@ from dataclasses import asdict, replace
 import pytest
 import torch
 
+import hgtrain.benchmark as tool
 from hgtrain import build_backbone
 from hgtrain.benchmark import (
     TRAINING_SIZES,
     BenchmarkConfig,
     benchmark,
+    build_parser,
     count_flops,
     data_throughput,
     format_table,
@@ -100,7 +102,7 @@ def test_flops_of_a_full_training_step_are_about_three_forwards():
 def test_command_line_writes_json(tmp_path):
     # A fresh process, as the CPU peak-memory figure is only valid in one (ru_maxrss never drops).
     path = tmp_path / "out" / "result.json"
-    command = "--backbone squeeze --input-size 127 --batch-size 2 --steps 1 --warmup 0"
+    command = "--backbone squeeze --input_size 127 --batch_size 2 --steps 1 --warmup 0"
     subprocess.run(
         [sys.executable, "-m", "hgtrain.benchmark", *command.split(), "--json", str(path)],
         check=True,
@@ -116,10 +118,10 @@ def test_command_line_writes_json(tmp_path):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (dict(backbone="cornernet", input_size=500), "nearest input sizes"),
-        (dict(batch_size=0), "batch_size >= 1"),
-        (dict(precision="16"), "precision must be"),
-        (dict(device="tpu"), "device must be"),
+        (dict(backbone="cornernet", input_size=500), "input_size=500: .*nearest input sizes"),
+        (dict(batch_size=0), "batch_size=0: must be >= 1"),
+        (dict(precision="16"), "precision=16: must be"),
+        (dict(device="tpu"), "device=tpu: must be"),
     ],
 )
 def test_bad_configurations_are_refused_with_the_fix(options, message):
@@ -178,3 +180,96 @@ def test_versus_interleaves_two_configurations_from_the_same_weights():
     )
     with pytest.raises(ValueError, match="already on"):
         versus(replace(config, checkpoint_stacks=True), "checkpoint_stacks")
+
+
+def fake_result(config: BenchmarkConfig) -> dict:
+    """What ``benchmark`` returns, with made-up numbers: enough for ``summary``."""
+    return {
+        "config": asdict(config),
+        "images_per_s": {"median": 4.0, "q1": 3.0, "q3": 5.0},
+        "step_time_s": {"median": 0.5},
+        "tflops_per_s": 0.1,
+        "peak_memory_mib": 300.0,
+        "state_memory_mib": 200.0,
+        "step_memory_mib": 100.0,
+    }
+
+
+def test_command_line_takes_a_yaml_config_and_announces_the_configuration(
+    tmp_path, monkeypatch, capsys
+):
+    timed = []
+
+    def fake_benchmark(config):
+        timed.append((config, capsys.readouterr().out))
+        return fake_result(config)
+
+    monkeypatch.setattr(tool, "benchmark", fake_benchmark)
+    path = tmp_path / "benchmark.yaml"
+    path.write_text(
+        "backbone: saccade\ninput_size: 63\nbatch_size: 3\ndevice: cpu\nsteps: 4\nwarmup: 1\n"
+        f"channels_last: true\nprecision: bf16\njson: {tmp_path / 'result.json'}\n"
+    )
+    result = main(["--config", str(path), "--batch_size", "4"])  # later options win
+    ((config, before),) = timed
+    assert config == BenchmarkConfig(
+        backbone="saccade",
+        input_size=63,
+        batch_size=4,
+        device="cpu",
+        steps=4,
+        warmup=1,
+        channels_last=True,
+        precision="bf16",
+    )
+    assert before == (
+        "timing saccade @63 x4 cpu bf16 eager channels_last (steps: 1 warm-up, 4 timed)\n"
+    )
+    assert capsys.readouterr().out.startswith("saccade @63 x4 cpu bf16 eager channels_last: 4.00")
+    assert json.loads((tmp_path / "result.json").read_text()) == result
+
+
+def test_versus_announces_both_configurations(monkeypatch, capsys):
+    def fake_versus(config, option):
+        return {
+            "config": asdict(config),
+            "step_time_s": {"base": {"median": 1.0}, option: {"median": 0.5}},
+            "time_ratio": 0.5,
+            "paired_time_ratio": {"median": 0.5, "q1": 0.4, "q3": 0.6},
+        }
+
+    monkeypatch.setattr(tool, "versus", fake_versus)
+    main(["--input_size", "127", "--device", "cpu", "--steps", "3", "--versus", "bf16"])
+    announced, summary = capsys.readouterr().out.splitlines()
+    assert announced == (
+        "interleaving squeeze @127 x2 cpu fp32 eager and squeeze @127 x2 cpu bf16 eager "
+        "(rounds: 2 warm-up, 3 timed)"
+    )
+    assert summary.startswith("squeeze @127 x2 cpu fp32 eager: base 1.000 s/step, bf16 0.500")
+
+
+def test_switches_take_true_or_false():
+    parser = build_parser()
+    assert parser.parse_args(["--channels_last", "true"]).channels_last is True
+    assert parser.parse_args(["--channels_last", "false"]).channels_last is False
+    assert parser.parse_args([]).channels_last is False
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ("--batch_size=-4", "--batch_size=-4: must be >= 1"),
+        ("--batch_size abc", "--batch_size: Expected a <class 'int'>. Got value: abc"),
+        ("--backbone cornernet --input_size 500", "--input_size=500: Input height 500 does not"),
+        ("--channels_last maybe", "--channels_last: Expected a <class 'bool'>. Got value: maybe"),
+        ("--precision 16", "argument --precision: invalid choice: '16'"),
+        ("--threads 0", "--threads=0: must be >= 1"),
+        ("--versus fused_optimizer --fused_optimizer true", "--versus=fused_optimizer: "),
+    ],
+)
+def test_a_bad_value_is_one_line_naming_the_option_and_the_value(args, message, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main([*args.split(), "--device", "cpu"])
+    assert exit.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"hgtrain benchmark: {message}")

@@ -164,10 +164,10 @@ def test_an_existing_output_is_kept_unless_overwrite_is_given(trained, tmp_path)
     ckpt_path, _ = trained
     output = tmp_path / "backbone.pt"
     output.write_text("someone's file")
-    with pytest.raises(SystemExit, match=r"backbone\.pt exists; pass --overwrite"):
+    with pytest.raises(SystemExit, match=r"backbone\.pt exists; pass --overwrite true"):
         main(["--ckpt_path", str(ckpt_path), "--output", str(output)])
     assert output.read_text() == "someone's file"
-    main(["--ckpt_path", str(ckpt_path), "--output", str(output), "--overwrite"])
+    main(["--ckpt_path", str(ckpt_path), "--output", str(output), "--overwrite", "true"])
     assert read(output)["format"] == "hgtrain-backbone"
     assert [p.name for p in tmp_path.iterdir()] == ["backbone.pt"]
 
@@ -185,7 +185,7 @@ def test_a_failed_write_leaves_the_existing_output_and_no_temporary_file(
 
     monkeypatch.setattr(torch, "save", fail_midway)
     with pytest.raises(SystemExit, match="No space left on device"):
-        main(["--ckpt_path", str(ckpt_path), "--output", str(output), "--overwrite"])
+        main(["--ckpt_path", str(ckpt_path), "--output", str(output), "--overwrite", "true"])
     assert output.read_text() == "someone's file"
     assert [p.name for p in tmp_path.iterdir()] == ["backbone.pt"]
 
@@ -194,7 +194,7 @@ def test_the_export_never_writes_over_its_own_checkpoint(trained, tmp_path):
     ckpt_path = tmp_path / "last.ckpt"
     ckpt_path.write_bytes(trained[0].read_bytes())
     with pytest.raises(SystemExit, match="is the checkpoint being exported"):
-        main(["--ckpt_path", str(ckpt_path), "--output", str(ckpt_path), "--overwrite"])
+        main(["--ckpt_path", str(ckpt_path), "--output", str(ckpt_path), "--overwrite", "true"])
     assert ckpt_path.read_bytes() == trained[0].read_bytes()
 
 
@@ -222,3 +222,28 @@ def test_python_m_hgtrain_export_reports_errors_on_stderr(tmp_path):
     assert result.returncode == 1
     assert "hgtrain export: No checkpoint at" in result.stderr
     assert not (tmp_path / "b.pt").exists()
+
+
+def test_options_can_come_from_a_yaml_config(trained, tmp_path):
+    output = tmp_path / "backbone_lite.pkl"
+    config = tmp_path / "export.yaml"
+    config.write_text(f"ckpt_path: {trained[0]}\noutput: {output}\nformat: cornernet-lite\n")
+    main(["--config", str(config)])
+    assert all(key.startswith("module.hg.") for key in read(output))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--format", "onnx"], "argument --format: invalid choice: 'onnx'"),
+        (["--overwrite", "yes please"], "--overwrite: Expected a <class 'bool'>. Got value: yes"),
+    ],
+)
+def test_a_bad_value_is_one_line_naming_the_option_and_the_value(args, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(
+            ["--ckpt_path", str(tmp_path / "last.ckpt"), "--output", str(tmp_path / "b.pt"), *args]
+        )
+    assert exit.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"hgtrain export: {message}")

@@ -8,12 +8,12 @@ timed runs, and, separately, the cost of encoding the CornerNet targets of a bat
 :func:`hgtrain.task.targets.encode_targets` on the CPU (the model encodes them on its device).
 
 Run ``python -m hgtrain.data.benchmark`` (or ``hgtrain data-benchmark``) with ``--sizes``,
-``--seconds`` per run, ``--runs`` and ``--json``.
+``--seconds`` per run, ``--runs`` and ``--json true``, or any of them in a YAML file given with
+``--config FILE``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import statistics
@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from hgtrain.arguments import ToolParser
 from hgtrain.data.collate import collate_keypoints
 from hgtrain.data.datamodule import KeypointDataModule
 
@@ -90,15 +91,20 @@ def _encode_ms(batches: list, num_classes: int, image_size: int) -> float:
 
 def main(args: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Command line: print samples/s per worker process for each size."""
-    parser = argparse.ArgumentParser(
-        prog="hgtrain data-benchmark", description=__doc__.split("\n\n")[0]
-    )
+    parser = ToolParser(prog="hgtrain data-benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 511])
     parser.add_argument("--seconds", type=float, default=2.0, help="length of one timed run")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per size (median)")
-    parser.add_argument("--no-encode", action="store_true", help="skip timing target encoding")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--no_encode", type=bool, default=False, help="true: skip timing target encoding"
+    )
+    parser.add_argument(
+        "--json", type=bool, default=False, help="true: print JSON instead of a table"
+    )
     options = parser.parse_args(args)
+    parser.check_at_least(options, sizes=16, runs=1)
+    if options.seconds <= 0:
+        parser.error(f"--seconds={options.seconds}: must be > 0")
     torch.set_num_threads(1)  # as in a DataLoader worker
     results = [
         benchmark_size(size, options.seconds, options.runs, not options.no_encode)

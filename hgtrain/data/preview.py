@@ -5,12 +5,11 @@ Each sample gives two tiles: the image with its keypoints drawn in their class c
 :func:`hgtrain.task.targets.encode_targets` makes of them, coloured the same way over a dimmed
 copy of the image. A legend names the classes. Run
 ``python -m hgtrain.data.preview --output docs/images/data_preview.png`` (or
-``hgtrain data-preview``).
+``hgtrain data-preview``; ``--config FILE`` reads the options from YAML).
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 from torchvision.utils import draw_keypoints, make_grid
 
+from hgtrain.arguments import ToolParser
 from hgtrain.data.datamodule import KeypointDataModule
 
 __all__ = ["main", "render_preview"]
@@ -121,16 +121,15 @@ def _with_legend(picture: Image.Image, class_names: Sequence[str]) -> Image.Imag
 
 def main(args: Sequence[str] | None = None) -> Path:
     """Command line: write the preview PNG of the default synthetic training data."""
-    parser = argparse.ArgumentParser(
-        prog="hgtrain data-preview", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("--output", default="docs/images/data_preview.png")
-    parser.add_argument("--image-size", type=int, default=128)
+    parser = ToolParser(prog="hgtrain data-preview", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output", type=str, default="docs/images/data_preview.png")
+    parser.add_argument("--image_size", type=int, default=128)
     parser.add_argument("--count", type=int, default=6)
     parser.add_argument("--columns", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--clean", action="store_true", help="without photometric noise")
+    parser.add_argument("--clean", type=bool, default=False, help="true: without photometric noise")
     options = parser.parse_args(args)
+    parser.check_at_least(options, image_size=16, count=1, columns=1)
     module = KeypointDataModule(
         image_size=options.image_size, noise=not options.clean, seed=options.seed, num_workers=0
     )

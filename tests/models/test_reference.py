@@ -106,3 +106,16 @@ def test_the_speed_comparison_trains_both_implementations_identically():
     assert result["identical_losses"]
     assert list(result["step_time_s"]) == ["hgtrain", "reference"]
     assert result["time_ratio"] > 0
+
+
+def test_the_comparison_command_reads_a_yaml_config_and_names_a_bad_value(tmp_path, capsys):
+    from tests.reference.compare import main
+
+    config = tmp_path / "compare.yaml"
+    config.write_text("backbone: saccade\ninput_size: 63\nbatch_size: 0\nchannels_last: true\n")
+    with pytest.raises(SystemExit) as exit:
+        main(["--config", str(config)])
+    assert exit.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "python -m tests.reference.compare: --batch_size=0: must be >= 1"
+    ]

@@ -1,6 +1,6 @@
 """hgtrain's training step against the same step on the plain reference backbone, interleaved.
 
-    python -m tests.reference.compare --backbone cornernet --input-size 255 --batch-size 2
+    python -m tests.reference.compare --backbone cornernet --input_size 255 --batch_size 2
 
 Both modules start from the same weights (the reference gets a copy of hgtrain's backbone state and
 the same heads) and take the same optimizer steps on the same synthetic batch, so their losses
@@ -9,12 +9,12 @@ other processes on a shared machine hits both alike. Reports each side's step-ti
 ratio of the medians, and the spread of the per-round ratios (reference time / hgtrain time: 1 or
 more means hgtrain is at least as fast). Memory is not compared here: both models live in one process.
 
-Run it from the repository root (the reference is test code, not part of the installed package).
+Options as in ``hgtrain benchmark`` (``--config FILE`` reads them from YAML). Run it from the
+repository root (the reference is test code, not part of the installed package).
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import sys
@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hgtrain.arguments import OptionError, ToolParser
 from hgtrain.benchmark import (
     BenchmarkConfig,
     build_module,
@@ -34,7 +35,7 @@ from hgtrain.benchmark import (
     prepare,
     versus_summary,
 )
-from hgtrain.models import BackboneOutput, HourglassConfig
+from hgtrain.models import BackboneOutput, HourglassConfig, list_backbones
 from hgtrain.module import HourglassKeypointModule
 from tests.reference import cornernet_lite
 
@@ -82,19 +83,27 @@ def compare(config: BenchmarkConfig) -> dict[str, Any]:
 
 
 def main(args: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backbone", default="squeeze")
-    parser.add_argument("--input-size", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=2)
+    """Command line: compare, print a line, and write ``--json`` if given."""
+    parser = ToolParser(
+        prog="python -m tests.reference.compare", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--backbone", default="squeeze", choices=list_backbones())
+    parser.add_argument("--input_size", type=int | None, default=None)
+    parser.add_argument("--batch_size", type=int, default=2)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--steps", type=int, default=6, help="timed rounds (one step each side)")
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--channels_last", type=bool, default=False, help="true: NHWC")
     parser.add_argument("--precision", default="32", choices=["32", "bf16"])
-    parser.add_argument("--json", type=Path, default=None)
-    options = vars(parser.parse_args(args))
+    parser.add_argument("--json", type=Path | None, default=None)
+    options = parser.parse_args(args).as_dict()
     json_path = options.pop("json")
-    result = compare(BenchmarkConfig(**options))
+    options.pop("config")
+    try:
+        config = BenchmarkConfig(**options)
+    except OptionError as error:
+        parser.error(f"--{error}")
+    result = compare(config)
     print(f"{versus_summary(result)}; identical losses: {result['identical_losses']}")
     if json_path is not None:
         json_path.write_text(json.dumps(result, indent=2) + "\n")
