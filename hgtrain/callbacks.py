@@ -38,7 +38,9 @@ def write_image(trainer: L.Trainer, tag: str, image: Tensor, step: int) -> bool:
         elif callable(getattr(logger, "log_image", None)):
             logger.log_image(key=tag, images=[image.permute(1, 2, 0).numpy()], step=step)
         else:
-            folder = Path(logger.log_dir or trainer.log_dir or ".") / "images" / tag
+            folder = (
+                Path(getattr(logger, "log_dir", None) or trainer.log_dir or ".") / "images" / tag
+            )
             folder.mkdir(parents=True, exist_ok=True)
             write_png(image, str(folder / f"step_{step}.png"))
     return bool(loggers)

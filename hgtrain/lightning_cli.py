@@ -172,8 +172,11 @@ class HgtrainCLI(LightningCLI):
         first = [arg for arg in given if not arg.startswith("--print_config")]
         self.config = parser.parse_args(first)
         stored = self.checkpoint_arguments()
-        if stored:
-            self._parser(self.config.subcommand).set_defaults(stored)
+        for key, value in stored.items():
+            try:
+                self._parser(self.config.subcommand).set_defaults({key: value})
+            except KeyError:
+                rank_zero_info(f"hgtrain: the checkpoint's {key} is no argument any more; ignored.")
         if stored or first != given:
             self.config = parser.parse_args(given)
         self.check_accelerator()
@@ -224,7 +227,8 @@ class HgtrainCLI(LightningCLI):
         try:
             super().instantiate_classes()
         except ConfigError as error:
-            self.parser.error(str(error))
+            source = {target: source for source, target in LINKED.items()}.get(error.key)
+            self.parser.error(f"{error} (set from {source})" if source else str(error))
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer, with its run folder claimed; without a logger, the learning-rate monitor

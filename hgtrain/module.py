@@ -16,6 +16,7 @@ from lightning.fabric.utilities.throughput import measure_flops
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
+from hgtrain.errors import ConfigError, check
 from hgtrain.hparams import make_hparams_plain
 from hgtrain.models.backbone import HourglassBackbone, HourglassConfig
 from hgtrain.models.heads import HeadOutput, KeypointHeads
@@ -39,6 +40,50 @@ def resolve_backbone_config(backbone: str | HourglassConfig | Mapping[str, Any])
     if isinstance(backbone, Mapping):
         return HourglassConfig(**backbone)
     return get_config(backbone)
+
+
+def checked_backbone_config(
+    backbone: str | HourglassConfig | Mapping[str, Any], input_size: int
+) -> HourglassConfig:
+    """The backbone's config, checked to take ``input_size``; a :class:`ConfigError` otherwise."""
+    try:
+        config = resolve_backbone_config(backbone)
+    except (TypeError, ValueError) as error:
+        shown = backbone if isinstance(backbone, str) else "{...}"
+        raise ConfigError("model", "backbone", shown, str(error)) from None
+    try:
+        config.check_input_size(input_size, input_size)
+    except ValueError as error:
+        raise ConfigError("model", "input_size", input_size, str(error)) from None
+    return config
+
+
+def check_arguments(hparams: Mapping[str, Any]) -> None:
+    """A :class:`ConfigError` naming the first argument of the module with an unusable value."""
+    rules = {
+        "num_classes": (hparams["num_classes"] >= 1, "must be >= 1"),
+        "head_dim": (hparams["head_dim"] >= 1, "must be >= 1"),
+        "top_k": (hparams["top_k"] >= 1, "must be >= 1"),
+        "min_radius": (hparams["min_radius"] >= 0, "must be >= 0"),
+        "score_threshold": (0 <= hparams["score_threshold"] < 1, "must be in [0, 1)"),
+        "lr_drop_at": (0 < hparams["lr_drop_at"] <= 1, "must be in (0, 1]"),
+        "metric_thresholds": (
+            len(hparams["metric_thresholds"]) > 0 and min(hparams["metric_thresholds"]) > 0,
+            "must be one or more distances > 0 (input pixels)",
+        ),
+        "gaussian_iou": (
+            hparams["gaussian_iou"] is None or 0 < hparams["gaussian_iou"] < 1,
+            "must be in (0, 1), or null with a sigma",
+        ),
+        "sigma": (hparams["sigma"] is None or hparams["sigma"] > 0, "must be > 0 (output cells)"),
+        "pixel_mean": (len(hparams["pixel_mean"]) == 3, "must be 3 values (R, G, B)"),
+        "pixel_std": (
+            len(hparams["pixel_std"]) == 3 and min(hparams["pixel_std"]) > 0,
+            "must be 3 values (R, G, B), all > 0",
+        ),
+    }
+    for name, (holds, rule) in rules.items():
+        check(holds, "model", name, hparams[name], rule)
 
 
 class HourglassKeypointModule(L.LightningModule):
@@ -112,12 +157,12 @@ class HourglassKeypointModule(L.LightningModule):
         checkpoint_stacks: bool = False,
     ) -> None:
         super().__init__()
-        config = resolve_backbone_config(backbone)
+        config = checked_backbone_config(backbone, input_size)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler", "backbone_weights"])
         if not isinstance(self.hparams["backbone"], str):
             self.hparams["backbone"] = config.to_dict()
         make_hparams_plain(self)
-        config.check_input_size(input_size, input_size)
+        check_arguments(self.hparams)
         self.input_size = input_size
         self.backbone: HourglassBackbone = build_backbone(config)
         self.backbone.checkpoint_stacks = checkpoint_stacks

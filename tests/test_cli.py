@@ -138,9 +138,12 @@ def test_fit_writes_scalars_images_and_checkpoints_that_carry_their_config(tmp_p
 def test_validate_needs_nothing_but_the_checkpoint(tmp_path):
     main(["fit", "--config", str(tiny_config(tmp_path, "squeeze"))])
     checkpoint = run_dir(tmp_path) / "checkpoints" / "last.ckpt"
+    shutil.rmtree(tmp_path / "data")
     cli = build_cli(["validate", "--ckpt_path", str(checkpoint), "--trainer.logger", "false"])
     assert cli.datamodule.image_size == 64
     assert "val/map" in cli.trainer.callback_metrics
+    written = [p.name.split("-")[0] for p in (tmp_path / "data" / "synthetic").iterdir()]
+    assert written == ["val"]  # no test set
 
 
 def last_weights(root: Path) -> dict[str, torch.Tensor]:
@@ -231,6 +234,9 @@ def test_only_the_model_sets_the_optimizer():
         ("--data.batch_size", "-4", "data.batch_size=-4: must be >= 1"),
         ("--data.hflip", "1.5", "data.hflip=1.5: must be a probability in [0, 1]"),
         ("--data.test_sets", "[foggy]", "data.test_sets=['foggy']: must be a non-empty subset"),
+        ("--model.top_k", "0", "model.top_k=0: must be >= 1"),
+        ("--model.backbone", "hourglass99", "model.backbone='hourglass99': "),
+        ("--data.image_size", "100", "model.input_size=100: Input height 100 does not fit"),
     ],
 )
 def test_a_bad_argument_is_named_with_its_value(tmp_path, capsys, option, value, message):

@@ -31,6 +31,7 @@ import yaml
 
 from hgtrain.cli import main
 from hgtrain.data.prepare import prepare_synthetic_set
+from hgtrain.lightning_cli import build_cli
 from hgtrain.models import build_backbone
 from hgtrain.models.convert import to_cornernet_lite
 
@@ -92,49 +93,37 @@ def args_of(command: str) -> list[str]:
     return words[words.index("hgtrain") + 1 :]
 
 
-# Runners: each takes the README command as written.
+# Runners: each takes the README command as written, runs it, and checks what it should leave.
 
 
-def train(*extra: str) -> Callable[[str], None]:
-    """Run the command in this process with the tiny sizes (and ``extra``) appended."""
+def newest_run() -> Path:
+    """The most recent ``runs/hgtrain/version_N`` folder."""
+    return max(Path("runs/hgtrain").iterdir(), key=lambda p: int(p.name.split("_")[1]))
 
-    def run(command: str) -> None:
-        hgtrain(*args_of(command), *TINY, *extra)
 
-    return run
+def sets() -> set[str]:
+    """Names of the generated sets under ``data/synthetic``."""
+    return {p.name for p in Path("data/synthetic").iterdir()}
+
+
+def train(command: str, *extra: str) -> Path | None:
+    """Run a training command in this process with the tiny sizes (and ``extra``) appended;
+    returns its run folder (``None`` when it made none)."""
+    runs = set(Path("runs/hgtrain").iterdir()) if Path("runs/hgtrain").is_dir() else set()
+    hgtrain(*args_of(command), *TINY, *extra)
+    made = set(Path("runs/hgtrain").iterdir()) - runs if Path("runs/hgtrain").is_dir() else set()
+    return made.pop() if made else None
+
+
+def trains(command: str) -> None:
+    """A training command: it leaves a run folder with its config and last checkpoint."""
+    run = train(command)
+    assert (run / "config.yaml").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
 
 
 def as_written(command: str) -> None:
     """Run the command in this process exactly as written."""
     hgtrain(*args_of(command))
-
-
-def on_gpus(command: str) -> None:
-    """A GPU command (or the hgtrain command that torchrun / srun start): its config resolves
-    (``--print_config``, the command line's trainer values in it), and here, without a GPU,
-    running it ends with the one-line hint to add ``--config cpu.yaml``."""
-    words = shlex.split(command)
-    words = words[words.index("fit") :]
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        hgtrain(*words, "--print_config")
-    config = yaml.safe_load(printed.getvalue())
-    assert config["trainer"]["accelerator"] == "gpu"
-    for option, value in itertools.pairwise(words):
-        if option.startswith("--trainer.") and not value.startswith("--"):
-            assert str(config["trainer"][option.split(".", 1)[1]]) == value
-    if not torch.cuda.is_available():
-        with pytest.raises(SystemExit, match=r"add --config cpu\.yaml"):
-            main(words)
-
-
-def on_gpus_and_instantiated_on_cpu(command: str) -> None:
-    """A GPU command that also instantiates here with ``--config cpu.yaml`` (weights loaded)."""
-    on_gpus(command)
-    from hgtrain.lightning_cli import build_cli
-
-    cli = build_cli([*args_of(command)[1:], "--config", "cpu.yaml"], run=False)
-    assert cli.model.backbone.config.name == "squeeze"
 
 
 def quickstart(command: str) -> None:
@@ -144,6 +133,7 @@ def quickstart(command: str) -> None:
     assert f"{setup} && .venv/bin/python -m pytest" in (ROOT / ".ci" / "run").read_text()
     shell(f"{run} {shlex.join(TINY)}")
     assert Path("runs/hgtrain/version_0/checkpoints/last.ckpt").is_file()
+    assert any(Path("runs/hgtrain/version_0/checkpoints").glob("best-*.ckpt"))
 
 
 def the_test_command(command: str) -> None:
@@ -178,11 +168,115 @@ def own_data(command: str) -> None:
     for split in ("train", "val", "test"):
         folder = prepare_synthetic_set("generated", split, 16, 64)
         shutil.copytree(folder, Path("my_data") / split)
-    train()(command)
+    run = train(command)
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["val_dir"] == "my_data/val"
 
 
-def with_tiny_benchmark(command: str) -> None:
-    hgtrain(*args_of(command), "--input_size", "128", "--steps", "1", "--warmup", "0")
+def data_preview(command: str) -> None:
+    as_written(command)
+    assert Path("docs/images/data_preview.png").stat().st_size > 10_000
+
+
+def data_benchmark(command: str) -> None:
+    """The data benchmark at one small size, one short run."""
+    hgtrain(*args_of(command), "--sizes", "64", "--seconds", "0.2", "--runs", "1")
+
+
+def on_gpus(command: str) -> None:
+    """A GPU command (or the hgtrain command that torchrun / srun start): its config resolves
+    (``--print_config``, the command line's trainer values in it), and here, without a GPU,
+    running it ends with the one-line hint to add ``--config cpu.yaml``."""
+    words = shlex.split(command)
+    words = words[words.index("fit") :]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        hgtrain(*words, "--print_config")
+    config = yaml.safe_load(printed.getvalue())
+    assert config["trainer"]["accelerator"] == "gpu"
+    for option, value in itertools.pairwise(words):
+        if option.startswith("--trainer.") and not value.startswith("--"):
+            assert str(config["trainer"][option.split(".", 1)[1]]) == value
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match=r"add --config cpu\.yaml"):
+            main(words)
+
+
+def on_gpus_and_instantiated_on_cpu(command: str) -> None:
+    """A GPU command that also instantiates here with ``--config cpu.yaml`` (weights loaded)."""
+    on_gpus(command)
+    cli = build_cli([*args_of(command)[1:], "--config", "cpu.yaml"], run=False)
+    assert cli.model.backbone.config.name == "squeeze"
+
+
+def checks_a_set_up(command: str) -> None:
+    """fast_dev_run: one batch each, no run folder."""
+    assert train(command) is None
+
+
+def resumes(command: str) -> None:
+    """Resuming the one-epoch quickstart for a second epoch: 4 more steps."""
+    run = train(command, "--trainer.max_epochs", "2")
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 8
+
+
+def validates(command: str) -> None:
+    """validate reuses the checkpoint's validation set and writes no test set."""
+    before = sets()
+    as_written(command)
+    assert sets() == before
+
+
+def evaluates_other_scenes(command: str) -> None:
+    """test with another seed writes only test sets, at the checkpoint's 64 px."""
+    before = sets()
+    as_written(command)
+    written = sets() - before
+    assert written and all(
+        name.startswith(("test-noisy-64px-8", "test-clean-64px-8")) for name in written
+    )
+
+
+def prints_config(command: str) -> None:
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        as_written(command)
+    assert len(yaml.safe_load(printed.getvalue())["trainer"]["callbacks"]) == 6
+
+
+def logs_csv(command: str) -> None:
+    run = train(command)
+    assert (run / "metrics.csv").is_file() and any((run / "images").rglob("*.png"))
+
+
+def logs_nothing(command: str) -> None:
+    """No logger: no run folder; checkpoints in ./checkpoints."""
+    assert train(command) is None
+    assert Path("checkpoints/last.ckpt").is_file()
+
+
+def cpu_ddp(command: str) -> None:
+    """DDP on two CPU processes, through the installed command (it relaunches itself)."""
+    shell(f"{command} {shlex.join(TINY)}")
+    config = yaml.safe_load((newest_run() / "config.yaml").read_text())
+    assert str(config["trainer"]["devices"]) == "2"
+
+
+def exports(command: str) -> None:
+    as_written(command)
+    output = Path(shlex.split(command)[shlex.split(command).index("--output") + 1])
+    assert torch.load(output, weights_only=True, map_location="cpu")
+
+
+def unfreezes(command: str) -> None:
+    """Unfreezing at epoch 2 needs three epochs."""
+    run = train(command, "--trainer.max_epochs", "3")
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
+def benchmarks(command: str) -> None:
+    """The benchmark at 128 px, one timed step (the data pipeline has its own test)."""
+    extra = ["--input_size", "128", "--steps", "1", "--warmup", "0", "--data_workers", "0"]
+    hgtrain(*args_of(command), *extra)
 
 
 def reference_compare(command: str) -> None:
@@ -198,42 +292,34 @@ def gpu_check_dry_run(command: str) -> None:
     assert (out / "table.md").is_file()
 
 
-def exported(name: str) -> Callable[[str], None]:
-    def run(command: str) -> None:
-        as_written(command)
-        assert torch.load(name, weights_only=True, map_location="cpu")
-
-    return run
-
-
 RUNNERS: dict[str, Callable[[str], None]] = {
     'python3 -m venv .venv && .venv/bin/pip install -e ".[dev]" && .venv/bin/hgtrain fit --config quickstart.yaml': quickstart,
     ".venv/bin/tensorboard --logdir runs": tensorboard,
     'python3 -m venv .venv && .venv/bin/pip install -e ".[dev]" && .venv/bin/python -m pytest': the_test_command,
     "hgtrain fit --config quickstart.yaml --data.train_dir my_data/train --data.val_dir my_data/val --data.test_dir my_data/test": own_data,
-    "hgtrain data-preview --seed 2 --output docs/images/data_preview.png": as_written,
-    "hgtrain data-benchmark": lambda c: hgtrain(*args_of(c), "--sizes", "64", "--seconds", "0.2", "--runs", "1"),
+    "hgtrain data-preview --seed 2 --output docs/images/data_preview.png": data_preview,
+    "hgtrain data-benchmark": data_benchmark,
     "hgtrain fit --config squeeze.yaml": on_gpus,
     "hgtrain fit --config squeeze.yaml --trainer.devices 8 --data.batch_size 7": on_gpus,
-    "hgtrain fit --config quickstart.yaml --config debug.yaml": train(),
-    "hgtrain fit --config quickstart.yaml --ckpt_path runs/hgtrain/version_0/checkpoints/last.ckpt": train("--trainer.max_epochs", "2"),
-    "hgtrain validate --ckpt_path runs/hgtrain/version_0/checkpoints/last.ckpt": as_written,
-    "hgtrain test --ckpt_path runs/hgtrain/version_0/checkpoints/last.ckpt --data.seed 7": as_written,
-    "hgtrain fit --config quickstart.yaml --print_config": as_written,
-    "hgtrain fit --config quickstart.yaml --trainer.logger CSVLogger": train(),
-    "hgtrain fit --config quickstart.yaml --trainer.logger false": train(),
+    "hgtrain fit --config quickstart.yaml --config debug.yaml": checks_a_set_up,
+    "hgtrain fit --config quickstart.yaml --ckpt_path runs/hgtrain/version_0/checkpoints/last.ckpt": resumes,
+    "hgtrain validate --ckpt_path runs/hgtrain/version_0/checkpoints/last.ckpt": validates,
+    "hgtrain test --ckpt_path runs/hgtrain/version_0/checkpoints/last.ckpt --data.seed 7": evaluates_other_scenes,
+    "hgtrain fit --config quickstart.yaml --print_config": prints_config,
+    "hgtrain fit --config quickstart.yaml --trainer.logger CSVLogger": logs_csv,
+    "hgtrain fit --config quickstart.yaml --trainer.logger false": logs_nothing,
     "hgtrain fit --config squeeze.yaml --trainer.devices 4": on_gpus,
     "hgtrain fit --config quickstart.yaml --config ddp.yaml": on_gpus,
-    "hgtrain fit --config quickstart.yaml --trainer.accelerator cpu --trainer.devices 2 --trainer.strategy ddp --trainer.sync_batchnorm false": lambda c: shell(f"{c} {shlex.join(TINY)}"),
+    "hgtrain fit --config quickstart.yaml --trainer.accelerator cpu --trainer.devices 2 --trainer.strategy ddp --trainer.sync_batchnorm false": cpu_ddp,
     "torchrun --nnodes 2 --nproc_per_node 8 --node_rank R --master_addr HOST --master_port 29500 $(which hgtrain) fit --config squeeze.yaml --trainer.num_nodes 2 --trainer.devices 8": on_gpus,
     "srun hgtrain fit --config squeeze.yaml --trainer.num_nodes 2 --trainer.devices 8": on_gpus,
-    "hgtrain export --ckpt_path runs/hgtrain/version_0/checkpoints/last.ckpt --output backbone.pt": exported("backbone.pt"),
-    "hgtrain export --ckpt_path runs/hgtrain/version_0/checkpoints/last.ckpt --output backbone_cornernet_lite.pkl --format cornernet-lite": exported("backbone_cornernet_lite.pkl"),
-    "hgtrain fit --config quickstart.yaml --config finetune.yaml --model.backbone_weights backbone.pt": train(),
-    "hgtrain fit --config quickstart.yaml --config finetune.yaml --model.backbone_weights backbone.pt --model.freeze_backbone false --trainer.callbacks+=BackboneFinetuning --trainer.callbacks.unfreeze_backbone_at_epoch 2": train("--trainer.max_epochs", "3"),
+    "hgtrain export --ckpt_path runs/hgtrain/version_0/checkpoints/last.ckpt --output backbone.pt": exports,
+    "hgtrain export --ckpt_path runs/hgtrain/version_0/checkpoints/last.ckpt --output backbone_cornernet_lite.pkl --format cornernet-lite": exports,
+    "hgtrain fit --config quickstart.yaml --config finetune.yaml --model.backbone_weights backbone.pt": trains,
+    "hgtrain fit --config quickstart.yaml --config finetune.yaml --model.backbone_weights backbone.pt --model.freeze_backbone false --trainer.callbacks+=BackboneFinetuning --trainer.callbacks.unfreeze_backbone_at_epoch 2": unfreezes,
     "hgtrain fit --config squeeze.yaml --config finetune.yaml --model.backbone_weights squeeze_rgb.pt --model.pixel_mean [0.47026115,0.44719302,0.40789654] --model.pixel_std [0.27809835,0.27408164,0.28863828]": on_gpus_and_instantiated_on_cpu,
-    "hgtrain benchmark --backbone squeeze --input_size 255 --batch_size 2 --steps 5 --warmup 1 --data_workers 2": lambda c: with_tiny_benchmark(f"{c} --data_workers 0"),
-    "hgtrain benchmark --backbone squeeze --input_size 255 --batch_size 2 --steps 6 --warmup 1 --versus bf16": with_tiny_benchmark,
+    "hgtrain benchmark --backbone squeeze --input_size 255 --batch_size 2 --steps 5 --warmup 1 --data_workers 2": benchmarks,
+    "hgtrain benchmark --backbone squeeze --input_size 255 --batch_size 2 --steps 6 --warmup 1 --versus bf16": benchmarks,
     "python -m tests.reference.compare --backbone squeeze --input_size 255 --batch_size 2 --steps 6 --warmup 1": reference_compare,
     "scripts/gpu_check.sh --device cpu --tiny --skip-compile --no-install --out gpu_check_dry_run": gpu_check_dry_run,
 }  # fmt: skip
