@@ -99,7 +99,7 @@ def test_hyperparameters_load_with_weights_only(tmp_path):
     module = small_module(tmp_path)
     torch.save(dict(module.hparams), tmp_path / "hparams.pt")
     loaded = torch.load(tmp_path / "hparams.pt", weights_only=True)
-    assert loaded["scene"]["objects"] == (1, 2) and loaded["image_size"] == 48
+    assert loaded["scene"]["objects"] == [1, 2] and loaded["image_size"] == 48  # plain YAML values
     assert SceneConfig(**loaded["scene"]) == module.scene
 
 
