@@ -32,6 +32,8 @@ from hgtrain.errors import ConfigError
 from hgtrain.module import HourglassKeypointModule
 
 MONITOR = "val/map"
+LIGHTNING_CKPT_PATHS = ("last", "best", "hpc", "registry")
+"""``--ckpt_path`` values that Lightning resolves itself rather than naming a file."""
 LINKED = {
     "data.num_classes": "model.num_classes",
     "data.image_size": "model.input_size",
@@ -55,18 +57,33 @@ def find_config(name: str) -> str:
     )
 
 
+def readable_config(name: str) -> str:
+    """:func:`find_config`, and the file must be a YAML mapping: otherwise one line naming it."""
+    path = find_config(name)
+    try:
+        content = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(error, "problem", None) or error
+        raise SystemExit(f"hgtrain: config {path} is not valid YAML{where}: {problem}") from None
+    if content is not None and not isinstance(content, dict):
+        raise SystemExit(f"hgtrain: config {path} must be a mapping (model:, data:, trainer:)")
+    return path
+
+
 def resolve_config_args(args: list[str]) -> list[str]:
     """Replace every ``--config X`` / ``--config=X`` / ``-c X`` value by the path it refers to."""
     resolved, take_next = [], False
     for arg in args:
         if take_next:
-            resolved.append(find_config(arg))
+            resolved.append(readable_config(arg))
             take_next = False
         elif arg in ("--config", "-c"):
             resolved.append(arg)
             take_next = True
         elif arg.startswith("--config="):
-            resolved.append("--config=" + find_config(arg.split("=", 1)[1]))
+            resolved.append("--config=" + readable_config(arg.split("=", 1)[1]))
         else:
             resolved.append(arg)
     return resolved
@@ -196,8 +213,10 @@ class HgtrainCLI(LightningCLI):
         """``{"model.x": ..., "data.y": ...}`` stored in the ``--ckpt_path`` checkpoint, if any."""
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if not ckpt_path or not Path(ckpt_path).is_file():
+        if not ckpt_path or ckpt_path in LIGHTNING_CKPT_PATHS or "://" in ckpt_path:
             return {}
+        if not Path(ckpt_path).is_file():
+            self.parser.error(f"ckpt_path={ckpt_path}: no such file")
         checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu")
         stored = {}
         for group, key in (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters")):

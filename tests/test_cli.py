@@ -365,3 +365,22 @@ def test_a_checkpoint_runs_at_another_size_only_when_asked_and_says_so(tmp_path,
     cli = build_cli(["validate", "--ckpt_path", checkpoint, "--data.image_size", "96"])
     assert cli.datamodule.image_size == 96
     assert "trained at 64 px and runs at data.image_size=96 px" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("model: {\n  head_dim: 3\n", r"config bad.yaml is not valid YAML \(line 3, column 1\)"),
+        ("- a list\n", r"config bad.yaml must be a mapping"),
+    ],
+)
+def test_a_broken_config_file_is_named(tmp_path, content, message):
+    (tmp_path / "bad.yaml").write_text(content)
+    with pytest.raises(SystemExit, match=message):
+        main(["fit", "--config", "bad.yaml"])
+
+
+def test_a_missing_checkpoint_is_named(capsys):
+    with pytest.raises(SystemExit):
+        main(["test", "--ckpt_path", "runs/none.ckpt"])
+    assert "ckpt_path=runs/none.ckpt: no such file" in capsys.readouterr().err
