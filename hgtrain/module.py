@@ -111,8 +111,12 @@ class HourglassKeypointModule(L.LightningModule):
         gaussian_iou: CornerNet's ``min_overlap`` for the Gaussian radius of each keypoint.
         sigma: a fixed Gaussian sigma in output cells instead (wins over ``gaussian_iou``).
         min_radius: smallest Gaussian radius in output cells.
-        focal_weight, offset_weight, merg_weight: loss weights.
+        focal_weight, offset_weight, merg_weight: loss weights (``merg_weight = 1 / stacks`` is
+            CornerNet-Saccade's attention weight, which the original divides by the stacks twice).
         offset_loss: ``"smooth_l1"`` (CornerNet) or ``"l1"`` (CenterNet).
+        loss_normalization: ``"all"``: the focal and offset sums are divided by all keypoints;
+            ``"per_class"``: each class's sums by that class's keypoints, then added, as the
+            original adds its top-left and bottom-right losses (twice ``"all"`` on box corners).
         merg_targets: Saccade only: ``"keypoints"`` (class-agnostic keypoint maps at every merg
             scale) or ``"attention"`` (the original object-centre attention maps).
         top_k: keypoints kept per image when decoding.
@@ -145,6 +149,7 @@ class HourglassKeypointModule(L.LightningModule):
         offset_weight: float = 1.0,
         merg_weight: float = 1.0,
         offset_loss: Literal["smooth_l1", "l1"] = "smooth_l1",
+        loss_normalization: Literal["all", "per_class"] = "all",
         merg_targets: Literal["keypoints", "attention"] = "keypoints",
         top_k: int = 100,
         score_threshold: float = 0.01,
@@ -181,6 +186,7 @@ class HourglassKeypointModule(L.LightningModule):
             offset_weight=offset_weight,
             offset_kind=offset_loss,
             merg_weight=merg_weight,
+            normalization=loss_normalization,
         )
         self.register_buffer(
             "pixel_mean", torch.tensor(pixel_mean).view(1, 3, 1, 1), persistent=False

@@ -21,6 +21,7 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from hgtrain.cli import main
 from hgtrain.lightning_cli import build_cli, claim_version_directory, find_config
+from hgtrain.models import HourglassConfig
 
 from .helpers import tiny_backbone
 
@@ -384,3 +385,27 @@ def test_a_missing_checkpoint_is_named(capsys):
     with pytest.raises(SystemExit):
         main(["test", "--ckpt_path", "runs/none.ckpt"])
     assert "ckpt_path=runs/none.ckpt: no such file" in capsys.readouterr().err
+
+
+def test_the_original_configs_use_the_original_loss_rules(capsys):
+    for name in ["cornernet.yaml", "saccade.yaml", "squeeze.yaml"]:
+        with pytest.raises(SystemExit):
+            main(["fit", "--config", name, "--print_config"])
+        model = yaml.safe_load(capsys.readouterr().out)["model"]
+        assert model["loss_normalization"] == "per_class", name
+    saccade = build_cli(["--config", "saccade.yaml", "--config", "cpu.yaml"], run=False).model
+    assert saccade.hparams.merg_targets == "attention"
+    assert saccade.hparams.merg_weight == pytest.approx(1 / saccade.backbone.config.stacks)
+
+
+def test_the_saccade_recipe_trains_a_tiny_saccade(tmp_path):
+    # Three merg scales, as the original's attention maps need (n = 3, like Hourglass-54).
+    three_levels = HourglassConfig(
+        n=3, dims=[8, 12, 16, 16], modules=[1] * 4, stacks=3, return_mergs=True,
+        stem_channels=8, feature_dim=8, name="tiny-saccade-3",
+    )  # fmt: skip
+    backbone = tmp_path / "backbone.yaml"
+    backbone.write_text(yaml.safe_dump({"model": {"backbone": three_levels.to_dict()}}))
+    recipe = ["--config", "saccade.yaml", "--config", "cpu.yaml", "--trainer.strategy", "auto"]
+    tiny = ["--config", str(tiny_config(tmp_path, "saccade")), "--config", str(backbone)]
+    main(["fit", *recipe, *tiny, "--config", "debug.yaml"])

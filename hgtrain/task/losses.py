@@ -20,6 +20,7 @@ from hgtrain.task.targets import KeypointTargets
 __all__ = ["HeatmapLoss", "LossOutput", "focal_loss", "offset_loss"]
 
 OFFSET_LOSSES = ("smooth_l1", "l1")
+NORMALIZATIONS = ("all", "per_class")
 
 
 class HeadOutputLike(Protocol):
@@ -43,13 +44,22 @@ class LossOutput(NamedTuple):
 
 
 def focal_loss(
-    logits: Tensor, target_heatmap: Tensor, alpha: float = 2.0, beta: float = 4.0
+    logits: Tensor,
+    target_heatmap: Tensor,
+    alpha: float = 2.0,
+    beta: float = 4.0,
+    normalization: str = "all",
 ) -> Tensor:
     """CornerNet's penalty-reduced focal loss, summed and divided by max(#positives, 1).
 
     Positives are the cells where the target is exactly 1: loss (1 - p)^alpha * -log p; every
     other cell: (1 - y)^beta * p^alpha * -log(1 - p). Computed in float32 whatever the input dtype.
+    ``normalization="all"`` divides the whole sum by all positives; ``"per_class"`` divides each
+    class's (channel's) sum by that class's positives and adds the classes, as CornerNet adds its
+    top-left and bottom-right heatmap losses, each normalised by its own positives.
     """
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalization {normalization!r}; use one of {NORMALIZATIONS}")
     if logits.shape != target_heatmap.shape:
         raise ValueError(
             f"logits {tuple(logits.shape)} and target heatmap {tuple(target_heatmap.shape)} differ"
@@ -62,17 +72,31 @@ def focal_loss(
         p, not_p = log_p.exp(), log_not_p.exp()
         positive_loss = not_p.pow(alpha) * -log_p
         negative_loss = (1 - y).pow(beta) * p.pow(alpha) * -log_not_p
-        loss = torch.where(positive, positive_loss, negative_loss).sum()
-        return loss / positive.sum().clamp(min=1)
+        loss = torch.where(positive, positive_loss, negative_loss)
+        if normalization == "per_class":
+            per_class = (0, *range(2, loss.dim()))
+            return (loss.sum(per_class) / positive.sum(per_class).clamp(min=1)).sum()
+        return loss.sum() / positive.sum().clamp(min=1)
 
 
-def offset_loss(pred_offsets: Tensor, targets: KeypointTargets, kind: str = "smooth_l1") -> Tensor:
+def offset_loss(
+    pred_offsets: Tensor,
+    targets: KeypointTargets,
+    kind: str = "smooth_l1",
+    normalization: str = "all",
+) -> Tensor:
     """Offset regression at the ground-truth cells, summed over x and y, / max(#keypoints, 1).
 
-    `kind` is "smooth_l1" (CornerNet, beta 1) or "l1" (CenterNet).
+    `kind` is "smooth_l1" (CornerNet, beta 1) or "l1" (CenterNet). ``normalization="per_class"``
+    divides each class's sum by that class's keypoints and adds the classes (CornerNet's top-left
+    and bottom-right offset losses); it needs ``targets.labels``.
     """
     if kind not in OFFSET_LOSSES:
         raise ValueError(f"unknown offset loss {kind!r}; use one of {OFFSET_LOSSES}")
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalization {normalization!r}; use one of {NORMALIZATIONS}")
+    if normalization == "per_class" and targets.labels is None:
+        raise ValueError("per-class normalisation needs targets with labels (encode_targets)")
     batch, channels = pred_offsets.shape[:2]
     if channels != 2 or targets.indices.shape[0] != batch:
         raise ValueError(
@@ -86,17 +110,23 @@ def offset_loss(pred_offsets: Tensor, targets: KeypointTargets, kind: str = "smo
             error = F.smooth_l1_loss(picked, targets.offsets, reduction="none", beta=1.0)
         else:
             error = F.l1_loss(picked, targets.offsets, reduction="none")
-        mask = targets.mask.unsqueeze(2)
-        return (error * mask).sum() / mask.sum().clamp(min=1)
+        error = error.sum(dim=2) * targets.mask
+        if normalization == "per_class":
+            classes = targets.heatmap.shape[1]
+            one_hot = F.one_hot(targets.labels, classes) * targets.mask.unsqueeze(2)
+            sums = (error.unsqueeze(2) * one_hot).sum(dim=(0, 1))
+            return (sums / one_hot.sum(dim=(0, 1)).clamp(min=1)).sum()
+        return error.sum() / targets.mask.sum().clamp(min=1)
 
 
 class HeatmapLoss(nn.Module):
     """Weighted focal + offset (+ merg) loss over every stack, averaged over stacks.
 
     total = focal_weight * focal + offset_weight * offset + merg_weight * merg, each term the mean
-    over stacks; the merg term of one stack is the sum of the focal losses of its merg scales
-    (CornerNet-Saccade sums its attention scales; unlike the original, it is divided by the number
-    of stacks once, not twice).
+    over stacks; the merg term of one stack is the sum of the focal losses of its merg scales.
+    CornerNet-Saccade sums its attention scales too, but divides them by the number of stacks
+    twice: ``merg_weight = 1 / stacks`` gives the original's weight. ``normalization`` is that of
+    the focal and offset terms (:func:`focal_loss`); ``"per_class"`` is the original's.
     """
 
     def __init__(
@@ -105,14 +135,20 @@ class HeatmapLoss(nn.Module):
         offset_weight: float = 1.0,
         offset_kind: str = "smooth_l1",
         merg_weight: float = 1.0,
+        normalization: str = "all",
     ) -> None:
         super().__init__()
         if offset_kind not in OFFSET_LOSSES:
             raise ValueError(f"unknown offset_kind {offset_kind!r}; use one of {OFFSET_LOSSES}")
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"unknown normalization {normalization!r}; use one of {NORMALIZATIONS}"
+            )
         self.focal_weight = focal_weight
         self.offset_weight = offset_weight
         self.offset_kind = offset_kind
         self.merg_weight = merg_weight
+        self.normalization = normalization
 
     def forward(
         self,
@@ -132,8 +168,12 @@ class HeatmapLoss(nn.Module):
         components: dict[str, Tensor] = {}
         focal, offset, merg = [], [], []
         for s in range(stacks):
-            focal.append(focal_loss(outputs.heatmaps[s], targets.heatmap))
-            offset.append(offset_loss(outputs.offsets[s], targets, self.offset_kind))
+            focal.append(
+                focal_loss(outputs.heatmaps[s], targets.heatmap, normalization=self.normalization)
+            )
+            offset.append(
+                offset_loss(outputs.offsets[s], targets, self.offset_kind, self.normalization)
+            )
             components[f"focal/stack{s}"] = focal[-1]
             components[f"offset/stack{s}"] = offset[-1]
             if has_mergs:

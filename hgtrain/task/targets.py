@@ -41,12 +41,15 @@ class KeypointTargets(NamedTuple):
     indices: int64 [B, K], flat cell index y * w + x of each keypoint slot (0 where unused).
     offsets: float32 [B, K, 2], (x, y) fractional part of the keypoint in output cells.
     mask: bool [B, K], True for the slots that hold a keypoint.
+    labels: int64 [B, K], the class of each slot's keypoint (0 where unused); ``None`` when the
+        targets were made without classes (the loss then cannot normalise per class).
     """
 
     heatmap: Tensor
     indices: Tensor
     offsets: Tensor
     mask: Tensor
+    labels: Tensor | None = None
 
 
 def gaussian_radius(height: Number, width: Number, min_overlap: float) -> Number:
@@ -122,11 +125,13 @@ def encode_targets(
     indices = torch.zeros(batch_size, max_keypoints, dtype=torch.long, device=device)
     offsets = torch.zeros(batch_size, max_keypoints, 2, device=device)
     mask = torch.zeros(batch_size, max_keypoints, dtype=torch.bool, device=device)
+    labels = torch.zeros(batch_size, max_keypoints, dtype=torch.long, device=device)
     keep = points.keep
     indices.index_put_(slot_index, torch.where(keep, points.cy * out_w + points.cx, 0))
     offsets.index_put_(slot_index, points.offsets * keep.unsqueeze(1))
     mask.index_put_(slot_index, keep)
-    return KeypointTargets(heatmap, indices, offsets, mask)
+    labels.index_put_(slot_index, torch.where(keep, points.labels, 0))
+    return KeypointTargets(heatmap, indices, offsets, mask, labels)
 
 
 def saccade_attention_ranges(input_size: tuple[int, int]) -> tuple[tuple[float, float], ...]:

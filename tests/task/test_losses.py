@@ -167,3 +167,84 @@ def test_heatmap_loss_asks_for_merg_targets_when_heads_predict_them():
 def test_heatmap_loss_rejects_unknown_offset_kind():
     with pytest.raises(ValueError, match="offset_kind"):
         HeatmapLoss(offset_kind="l2")
+
+
+# The original's normalisation (CornerNet-Lite core/models/py_utils/losses.py, CornerNet_Loss and
+# CornerNet_Saccade_Loss): the top-left and bottom-right focal losses are each divided by their
+# own positives and added; so are their offset losses; the attention loss of each scale is averaged
+# over stacks and the total is divided by the stacks again.
+
+LN2 = torch.log(torch.tensor(2.0)).item()
+
+
+def test_per_class_focal_normalisation_adds_each_class_over_its_own_positives():
+    # One image, two classes (top-left, bottom-right), four cells; logits 0 so p = 1/2 everywhere:
+    # a positive costs (1/2)^2 ln 2; a negative at y costs (1 - y)^4 (1/2)^2 ln 2.
+    target = torch.tensor([[[[1.0, 0.0, 0.5, 0.0]], [[1.0, 1.0, 0.0, 0.0]]]])
+    logits = torch.zeros_like(target)
+    top_left = (0.25 + 0.25 + 0.0625 * 0.25 + 0.25) * LN2 / 1  # 1 positive
+    bottom_right = (0.25 + 0.25 + 0.25 + 0.25) * LN2 / 2  # 2 positives
+    per_class = focal_loss(logits, target, normalization="per_class")
+    assert per_class.item() == pytest.approx(top_left + bottom_right, rel=1e-6)
+    everything = focal_loss(logits, target)
+    assert everything.item() == pytest.approx((top_left + 2 * bottom_right) / 3, rel=1e-6)
+
+
+def test_per_class_offset_normalisation_adds_each_class_over_its_own_keypoints():
+    # Two top-left keypoints (errors (0.2, 0) and (0.4, 0.2)) and one bottom-right (0.6, 0):
+    # smooth L1 below 1 is d^2 / 2, so the top-left sum is 0.02 + 0.08 + 0.02 = 0.12 over 2
+    # keypoints and the bottom-right one 0.18 over 1.
+    targets = KeypointTargets(
+        heatmap=torch.zeros(1, 2, 4, 4),
+        indices=torch.tensor([[0, 1, 2, 0]]),
+        offsets=torch.tensor([[[0.2, 0.0], [0.4, 0.2], [0.6, 0.0], [0.0, 0.0]]]),
+        mask=torch.tensor([[True, True, True, False]]),
+        labels=torch.tensor([[0, 0, 1, 0]]),
+    )
+    pred = torch.zeros(1, 2, 4, 4)
+    per_class = offset_loss(pred, targets, normalization="per_class")
+    assert per_class.item() == pytest.approx(0.12 / 2 + 0.18 / 1, rel=1e-6)
+    assert offset_loss(pred, targets).item() == pytest.approx(0.30 / 3, rel=1e-6)
+
+
+def test_per_class_focal_loss_is_the_sum_of_each_class_alone():
+    targets = _heatmap_targets(classes=2)  # every class has keypoints
+    logits = torch.randn(targets.heatmap.shape, generator=torch.Generator().manual_seed(3))
+    by_class = [focal_loss(logits[:, c : c + 1], targets.heatmap[:, c : c + 1]) for c in range(2)]
+    expected = sum(by_class)
+    per_class = focal_loss(logits, targets.heatmap, normalization="per_class")
+    torch.testing.assert_close(per_class, expected)
+
+
+def test_encoded_targets_label_their_offset_slots():
+    targets = _heatmap_targets(batch=2, classes=3)
+    assert targets.labels.shape == targets.mask.shape
+    assert (targets.labels[~targets.mask] == 0).all()
+    assert set(targets.labels[targets.mask].tolist()) <= {0, 1, 2}
+
+
+def test_a_merg_weight_of_one_over_the_stacks_is_the_original_attention_weight():
+    generator = torch.Generator().manual_seed(0)
+    stacks, sizes = 3, [(4, 4), (8, 8), (16, 16)]
+    targets = _heatmap_targets(batch=2, classes=3)
+    merg_targets = [(torch.rand(2, 1, *s, generator=generator) > 0.9).float() for s in sizes]
+    outputs = SimpleNamespace(
+        heatmaps=[torch.randn(targets.heatmap.shape, generator=generator) for _ in range(stacks)],
+        offsets=[torch.randn(2, 2, 16, 16, generator=generator) for _ in range(stacks)],
+        merg_logits=[
+            [torch.randn(2, 1, *s, generator=generator) for s in sizes] for _ in range(stacks)
+        ],
+    )
+    with_mergs = HeatmapLoss(merg_weight=1 / stacks)(outputs, targets, merg_targets).total
+    without = HeatmapLoss(merg_weight=0.0)(outputs, targets, merg_targets).total
+    # The original: per scale, the attention focal loss summed over stacks / stacks; the scales
+    # added; the whole loss / stacks.
+    original = (
+        sum(
+            sum(_direct_focal(outputs.merg_logits[s][j], merg_targets[j]) for s in range(stacks))
+            / stacks
+            for j in range(len(sizes))
+        )
+        / stacks
+    )
+    assert (with_mergs - without).item() == pytest.approx(original.item(), rel=1e-5)
