@@ -22,6 +22,7 @@ _PUBLIC = {
     "build_backbone": "hgtrain.models",
     "get_config": "hgtrain.models",
     "list_backbones": "hgtrain.models",
+    "input_normalization": "hgtrain.pretrained",
     "load_backbone": "hgtrain.pretrained",
 }
 
@@ -32,6 +33,7 @@ __all__ = [
     "__version__",
     "build_backbone",
     "get_config",
+    "input_normalization",
     "list_backbones",
     "load_backbone",
 ]
@@ -45,7 +47,7 @@ if TYPE_CHECKING:
         get_config,
         list_backbones,
     )
-    from hgtrain.pretrained import load_backbone
+    from hgtrain.pretrained import input_normalization, load_backbone
 
 
 def __getattr__(name: str) -> Any:

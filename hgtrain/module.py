@@ -76,9 +76,13 @@ def check_arguments(hparams: Mapping[str, Any]) -> None:
             "must be in (0, 1), or null with a sigma",
         ),
         "sigma": (hparams["sigma"] is None or hparams["sigma"] > 0, "must be > 0 (output cells)"),
-        "pixel_mean": (len(hparams["pixel_mean"]) == 3, "must be 3 values (R, G, B)"),
+        "pixel_mean": (
+            hparams["pixel_mean"] is None or len(hparams["pixel_mean"]) == 3,
+            "must be 3 values (R, G, B)",
+        ),
         "pixel_std": (
-            len(hparams["pixel_std"]) == 3 and min(hparams["pixel_std"]) > 0,
+            hparams["pixel_std"] is None
+            or (len(hparams["pixel_std"]) == 3 and min(hparams["pixel_std"]) > 0),
             "must be 3 values (R, G, B), all > 0",
         ),
     }
@@ -122,7 +126,9 @@ class HourglassKeypointModule(L.LightningModule):
         top_k: keypoints kept per image when decoding.
         score_threshold: decoded keypoints below this score are dropped.
         metric_thresholds: distance thresholds (input pixels) of the point-AP metric.
-        pixel_mean, pixel_std: input normalisation of [0, 1] RGB images.
+        pixel_mean, pixel_std: input normalisation of [0, 1] RGB images; ``None``: the one the
+            ``backbone_weights`` were trained with when the file records it (original CornerNet-Lite
+            weights: their mean and std in RGB order), else ImageNet's. The values used are saved.
         optimizer: optimizer factory; ``None`` is the original Adam with lr 2.5e-4.
         lr_scheduler: scheduler factory; ``None`` is the original schedule, the learning rate divided
             by 10 after ``lr_drop_at`` of all training steps.
@@ -154,8 +160,8 @@ class HourglassKeypointModule(L.LightningModule):
         top_k: int = 100,
         score_threshold: float = 0.01,
         metric_thresholds: Sequence[float] = (1.0, 2.0, 4.0),
-        pixel_mean: Sequence[float] = IMAGENET_MEAN,
-        pixel_std: Sequence[float] = IMAGENET_STD,
+        pixel_mean: Sequence[float] | None = None,
+        pixel_std: Sequence[float] | None = None,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_drop_at: float = 0.9,
@@ -171,8 +177,15 @@ class HourglassKeypointModule(L.LightningModule):
         self.input_size = input_size
         self.backbone: HourglassBackbone = build_backbone(config)
         self.backbone.checkpoint_stacks = checkpoint_stacks
+        pretrained = None
         if backbone_weights is not None:
-            load_backbone_weights(self.backbone, backbone_weights, pixel_mean, pixel_std)
+            stored = load_backbone_weights(self.backbone, backbone_weights, pixel_mean, pixel_std)
+            pretrained = stored.normalization
+        normalization = pretrained or {"pixel_mean": IMAGENET_MEAN, "pixel_std": IMAGENET_STD}
+        pixel_mean = normalization["pixel_mean"] if pixel_mean is None else pixel_mean
+        pixel_std = normalization["pixel_std"] if pixel_std is None else pixel_std
+        self.hparams["pixel_mean"], self.hparams["pixel_std"] = pixel_mean, pixel_std
+        make_hparams_plain(self)
         self.freeze_backbone = freeze_backbone
         if freeze_backbone:
             self.backbone.requires_grad_(False)

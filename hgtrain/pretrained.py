@@ -38,10 +38,17 @@ if TYPE_CHECKING:
 BACKBONE_FORMAT = "hgtrain-backbone"
 BACKBONE_FORMAT_VERSION = 1
 WRAPPER_PREFIXES = ("module.", "model.")
+STEM_INPUT_WEIGHT = "pre.0.conv.weight"
+ORIGINAL_NORMALIZATION = {  # CornerNet-Lite's BGR images / 255 (db/coco.py)
+    "pixel_mean": [0.40789654, 0.44719302, 0.47026115],
+    "pixel_std": [0.28863828, 0.27408164, 0.27809835],
+}
 COMPILE_PREFIX = "_orig_mod."
 MODES = ("train", "eval", "frozen")
 
 Mode = Literal["train", "eval", "frozen"]
+InputOrder = Literal["as_trained", "rgb"]
+INPUT_ORDERS = ("as_trained", "rgb")
 
 
 @dataclass(frozen=True)
@@ -53,12 +60,25 @@ class StoredBackbone:
         config: the architecture: recorded in the file (exports, training checkpoints) or inferred
             from the weights (original checkpoints, bare state dicts).
         normalization: ``{"pixel_mean": [...], "pixel_std": [...]}`` the weights were trained
-            with, when the file records it.
+            with, when the file records it (for original CornerNet-Lite files: the original's).
+        channel_order: the colour order the weights expect: ``"bgr"`` for original CornerNet-Lite
+            and CornerNet files, ``"rgb"`` for hgtrain's.
     """
 
     state: dict[str, torch.Tensor]
     config: HourglassConfig
     normalization: dict[str, list[float]] | None
+    channel_order: Literal["rgb", "bgr"] = "rgb"
+
+    def for_rgb_input(self) -> StoredBackbone:
+        """These weights for RGB input: BGR-trained ones (the original CornerNet-Lite and CornerNet
+        files) get the stem's input channels and their normalisation reversed."""
+        if self.channel_order == "rgb":
+            return self
+        state = dict(self.state)
+        state[STEM_INPUT_WEIGHT] = state[STEM_INPUT_WEIGHT].flip(1)
+        normalization = {k: v[::-1] for k, v in (self.normalization or {}).items()} or None
+        return StoredBackbone(state, self.config, normalization, "rgb")
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> Any:
@@ -164,7 +184,9 @@ def stored_backbone(content: Any, source: str = "checkpoint") -> StoredBackbone:
         if "pixel_mean" in hparams and "pixel_std" in hparams:
             normalization = {k: list(hparams[k]) for k in ("pixel_mean", "pixel_std")}
         return StoredBackbone(state, config_from_hparams(hparams["backbone"]), normalization)
-    return StoredBackbone(state, infer_config(state), None)
+    if any(key.startswith(("hgs.", "backbone.")) for key in stored_state(content, source)):
+        return StoredBackbone(state, infer_config(state), None)
+    return StoredBackbone(state, infer_config(state), dict(ORIGINAL_NORMALIZATION), "bgr")
 
 
 def architecture_differences(stored: HourglassConfig, model: HourglassConfig) -> list[str]:
@@ -183,7 +205,8 @@ def load_backbone_weights(
     pixel_mean: Sequence[float] | None = None,
     pixel_std: Sequence[float] | None = None,
 ) -> StoredBackbone:
-    """Load the backbone weights of any accepted file into an existing backbone, strictly.
+    """Load the backbone weights of any accepted file into an existing backbone, strictly, for
+    RGB input (BGR-trained original weights get their stem flipped: :meth:`StoredBackbone.for_rgb_input`).
 
     A file of another variant or size is a ``ValueError`` that names the architecture fields that
     differ and the missing, unexpected and mis-shaped keys. When the file records the input
@@ -191,7 +214,7 @@ def load_backbone_weights(
     a warning says so (the pretrained features would see shifted inputs).
     """
     source = str(path)
-    stored = stored_backbone(read_checkpoint(path), source)
+    stored = stored_backbone(read_checkpoint(path), source).for_rgb_input()
     try:
         load_state_exactly(backbone, stored.state, source)
     except ValueError as err:
@@ -243,14 +266,26 @@ def set_mode(model: torch.nn.Module, mode: Mode) -> None:
 
 @overload
 def load_backbone(
-    path: str | os.PathLike[str], *, with_heads: Literal[False] = False, mode: Mode = "train"
+    path: str | os.PathLike[str],
+    *,
+    with_heads: Literal[False] = False,
+    mode: Mode = "train",
+    input_order: InputOrder = "as_trained",
 ) -> HourglassBackbone: ...
 @overload
 def load_backbone(
-    path: str | os.PathLike[str], *, with_heads: Literal[True], mode: Mode = "train"
+    path: str | os.PathLike[str],
+    *,
+    with_heads: Literal[True],
+    mode: Mode = "train",
+    input_order: InputOrder = "as_trained",
 ) -> HourglassKeypointModule: ...
 def load_backbone(
-    path: str | os.PathLike[str], *, with_heads: bool = False, mode: Mode = "train"
+    path: str | os.PathLike[str],
+    *,
+    with_heads: bool = False,
+    mode: Mode = "train",
+    input_order: InputOrder = "as_trained",
 ) -> HourglassBackbone | HourglassKeypointModule:
     """Build the backbone that the weights in ``path`` belong to, and load them strictly.
 
@@ -263,16 +298,34 @@ def load_backbone(
             hgtrain training checkpoint instead of the backbone alone.
         mode: ``"train"``, ``"eval"``, or ``"frozen"`` (eval mode and no gradients; a parent
             module's ``.train()`` puts BatchNorm back in training mode).
+        input_order: ``"as_trained"`` keeps the weights as stored; ``"rgb"`` makes BGR-trained
+            original CornerNet-Lite weights take RGB input by flipping the stem's input channels
+            (:func:`input_normalization` gives the matching mean and std). hgtrain's own weights
+            are RGB already.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if input_order not in INPUT_ORDERS:
+        raise ValueError(f"input_order must be one of {INPUT_ORDERS}, got {input_order!r}")
     source = str(path)
     content = read_checkpoint(path)
     if with_heads:
         model = training_module(content, source)
     else:
         stored = stored_backbone(content, source)
+        if input_order == "rgb":
+            stored = stored.for_rgb_input()
         model = HourglassBackbone(stored.config)
         load_state_exactly(model, stored.state, source)
     set_mode(model, mode)
     return model
+
+
+def input_normalization(
+    path: str | os.PathLike[str], input_order: InputOrder = "as_trained"
+) -> dict[str, list[float]] | None:
+    """``{"pixel_mean": [...], "pixel_std": [...]}`` of [0, 1] images that the weights in ``path``
+    were trained with, in the channel order of :func:`load_backbone` with the same
+    ``input_order``; ``None`` when the file does not say (a bare state dict)."""
+    stored = stored_backbone(read_checkpoint(path), str(path))
+    return (stored.for_rgb_input() if input_order == "rgb" else stored).normalization

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from hgtrain import build_backbone, load_backbone
+from hgtrain.models.convert import to_cornernet_lite
 from hgtrain.module import HourglassKeypointModule
-from hgtrain.pretrained import load_backbone_weights
+from hgtrain.pretrained import input_normalization, load_backbone_weights
 
 from .checkpoints import tiny_module, train_checkpoint
 from .helpers import keypoint_batch, tiny_backbone
@@ -146,3 +147,48 @@ def test_weights_of_another_size_name_the_shapes(trained):
         r"cnvs\.0\.conv\.weight: \(8, 8, 3, 3\) in .*last\.ckpt, \(16, 8, 3, 3\) in the model",
     ):
         load_backbone_weights(wide, path)
+
+
+# Original CornerNet-Lite weights take BGR images / 255 normalised with the original's mean and
+# std (db/coco.py); hgtrain feeds RGB.
+
+
+@pytest.fixture
+def original_file(tmp_path):
+    backbone = build_backbone(tiny_backbone("squeeze")).eval()
+    path = tmp_path / "CornerNet_Squeeze_500000.pkl"
+    torch.save(to_cornernet_lite(backbone.state_dict()), path)
+    return path
+
+
+def test_input_order_rgb_makes_original_weights_take_rgb_images(original_file):
+    as_trained = load_backbone(original_file, mode="eval")
+    rgb = load_backbone(original_file, mode="eval", input_order="rgb")
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    bgr = images.flip(1)
+    torch.testing.assert_close(rgb(images).features[-1], as_trained(bgr).features[-1])
+
+
+def test_the_original_normalisation_comes_in_the_order_asked_for(original_file):
+    bgr = {"pixel_mean": [0.40789654, 0.44719302, 0.47026115],
+           "pixel_std": [0.28863828, 0.27408164, 0.27809835]}  # fmt: skip
+    assert input_normalization(original_file) == bgr
+    rgb = input_normalization(original_file, input_order="rgb")
+    assert rgb == {key: values[::-1] for key, values in bgr.items()}
+
+
+def test_fine_tuning_from_original_weights_needs_no_hand_edits(original_file):
+    module = HourglassKeypointModule(
+        backbone=tiny_backbone("squeeze"), backbone_weights=str(original_file), input_size=64
+    )
+    rgb = load_backbone(original_file, input_order="rgb")
+    assert_same_state(module.backbone, rgb.state_dict())
+    assert module.hparams.pixel_mean == pytest.approx([0.47026115, 0.44719302, 0.40789654])
+    assert module.pixel_std.flatten().tolist() == pytest.approx(
+        [0.27809835, 0.27408164, 0.28863828]
+    )
+
+
+def test_hgtrain_weights_are_rgb_already(trained):
+    path, module = trained
+    assert_same_state(load_backbone(path, input_order="rgb"), module.backbone.state_dict())

@@ -201,11 +201,15 @@ def on_gpus(command: str) -> None:
             main(words)
 
 
-def on_gpus_and_instantiated_on_cpu(command: str) -> None:
-    """A GPU command that also instantiates here with ``--config cpu.yaml`` (weights loaded)."""
+def fine_tunes_original_weights(command: str) -> None:
+    """A GPU command that also instantiates here with ``--config cpu.yaml``: the original (BGR)
+    weights are loaded for RGB input, with the original normalisation in RGB order."""
     on_gpus(command)
     cli = build_cli([*args_of(command)[1:], "--config", "cpu.yaml"], run=False)
-    assert cli.model.backbone.config.name == "squeeze"
+    assert cli.model.hparams.pixel_mean == pytest.approx([0.47026115, 0.44719302, 0.40789654])
+    stem = cli.model.backbone.state_dict()["pre.0.conv.weight"]
+    original = torch.load("CornerNet_Squeeze_500000.pkl", weights_only=True)
+    assert torch.equal(stem, original["module.hg.pre.0.conv.weight"].flip(1))
 
 
 def checks_a_set_up(command: str) -> None:
@@ -317,7 +321,7 @@ RUNNERS: dict[str, Callable[[str], None]] = {
     "hgtrain export --ckpt_path runs/hgtrain/version_0/checkpoints/last.ckpt --output backbone_cornernet_lite.pkl --format cornernet-lite": exports,
     "hgtrain fit --config quickstart.yaml --config finetune.yaml --model.backbone_weights backbone.pt": trains,
     "hgtrain fit --config quickstart.yaml --config finetune.yaml --model.backbone_weights backbone.pt --model.freeze_backbone false --trainer.callbacks+=BackboneFinetuning --trainer.callbacks.unfreeze_backbone_at_epoch 2": unfreezes,
-    "hgtrain fit --config squeeze.yaml --config finetune.yaml --model.backbone_weights squeeze_rgb.pt --model.pixel_mean [0.47026115,0.44719302,0.40789654] --model.pixel_std [0.27809835,0.27408164,0.28863828]": on_gpus_and_instantiated_on_cpu,
+    "hgtrain fit --config squeeze.yaml --config finetune.yaml --model.backbone_weights CornerNet_Squeeze_500000.pkl": fine_tunes_original_weights,
     "hgtrain benchmark --backbone squeeze --input_size 255 --batch_size 2 --steps 5 --warmup 1 --data_workers 2": benchmarks,
     "hgtrain benchmark --backbone squeeze --input_size 255 --batch_size 2 --steps 6 --warmup 1 --versus bf16": benchmarks,
     "python -m tests.reference.compare --backbone squeeze --input_size 255 --batch_size 2 --steps 6 --warmup 1": reference_compare,
