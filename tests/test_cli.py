@@ -387,12 +387,15 @@ def test_a_missing_checkpoint_is_named(capsys):
     assert "ckpt_path=runs/none.ckpt: no such file" in capsys.readouterr().err
 
 
-def test_the_original_configs_use_the_original_loss_rules(capsys):
+def test_the_original_configs_use_the_original_loss_and_crop_rules(capsys):
     for name in ["cornernet.yaml", "saccade.yaml", "squeeze.yaml"]:
         with pytest.raises(SystemExit):
             main(["fit", "--config", name, "--print_config"])
-        model = yaml.safe_load(capsys.readouterr().out)["model"]
-        assert model["loss_normalization"] == "per_class", name
+        config = yaml.safe_load(capsys.readouterr().out)
+        assert config["model"]["loss_normalization"] == "per_class", name
+        if name != "saccade.yaml":  # CornerNet's crop scales 0.6, 0.7, ..., 1.3 (zoom 1/s)
+            assert config["data"]["crop_scales"] == pytest.approx([0.6 + 0.1 * i for i in range(8)])
+            assert config["data"]["scale"] == [1.0, 1.0]
     saccade = build_cli(["--config", "saccade.yaml", "--config", "cpu.yaml"], run=False).model
     assert saccade.hparams.merg_targets == "attention"
     assert saccade.hparams.merg_weight == pytest.approx(1 / saccade.backbone.config.stacks)

@@ -20,7 +20,13 @@ from hgtrain.data.sample import CLASS_NAMES
 from hgtrain.data.sampler import EpochSampler
 from hgtrain.data.storage import is_prepared
 from hgtrain.data.synthetic import SyntheticKeypoints
-from hgtrain.data.transforms import HorizontalFlip, RandomScaleCrop, ResizePad, VerticalFlip
+from hgtrain.data.transforms import (
+    HorizontalFlip,
+    RandomScaleCrop,
+    RandomWindowCrop,
+    ResizePad,
+    VerticalFlip,
+)
 from hgtrain.errors import check
 from hgtrain.hparams import make_hparams_plain
 
@@ -58,6 +64,12 @@ class KeypointDataModule(L.LightningDataModule):
         vflip: probability of a vertical flip in training.
         scale: range of the random rescale before a random crop in training ((1, 1): none for
             synthetic data; own images are always fitted to ``image_size`` first).
+        crop_scales: CornerNet's scale augmentation instead of ``scale``: a window of
+            ``image_size * s``, s drawn from these values, cropped around a random centre and
+            resized to ``image_size`` (zoom 1/s; :class:`RandomWindowCrop`). The original's are
+            ``[0.6, 0.7, ..., 1.3]``.
+        crop_border: smallest distance (px) of that window's centre from the image border (128 in
+            the original; halved until it fits small images).
         batch_size: images per batch **per device** (the global batch is ``batch_size x devices``).
         num_workers: DataLoader worker processes per device (also used to render the sets).
         pin_memory: pin batches in page-locked memory for faster host-to-GPU copies (only
@@ -83,6 +95,8 @@ class KeypointDataModule(L.LightningDataModule):
         hflip: float = 0.5,
         vflip: float = 0.0,
         scale: tuple[float, float] = (1.0, 1.0),
+        crop_scales: Sequence[float] | None = None,
+        crop_border: int = 128,
         batch_size: int = 16,
         num_workers: int = 4,
         pin_memory: bool = True,
@@ -115,6 +129,22 @@ class KeypointDataModule(L.LightningDataModule):
             list(scale),
             "must be [low, high] with 0 < low <= high",
         )
+        if crop_scales is not None:
+            check(
+                len(crop_scales) > 0 and min(crop_scales) > 0,
+                "data",
+                "crop_scales",
+                list(crop_scales),
+                "must be one or more scales > 0",
+            )
+            check(
+                tuple(scale) == (1.0, 1.0),
+                "data",
+                "scale",
+                list(scale),
+                "must be [1, 1] when crop_scales is given (one scale augmentation at a time)",
+            )
+        check(crop_border >= 0, "data", "crop_border", crop_border, "must be >= 0")
         self.save_hyperparameters()
         make_hparams_plain(self)
         self.root = Path(root)
@@ -127,7 +157,7 @@ class KeypointDataModule(L.LightningDataModule):
         self.test_size = test_size
         self.test_sets = tuple(test_sets)
         self.train_pipeline = self._train_pipeline(
-            hflip, vflip, tuple(scale), train_dir is not None
+            hflip, vflip, tuple(scale), crop_scales, crop_border, train_dir is not None
         )
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -167,10 +197,18 @@ class KeypointDataModule(L.LightningDataModule):
         )
 
     def _train_pipeline(
-        self, hflip: float, vflip: float, scale: tuple[float, float], own_data: bool
+        self,
+        hflip: float,
+        vflip: float,
+        scale: tuple[float, float],
+        crop_scales: Sequence[float] | None,
+        crop_border: int,
+        own_data: bool,
     ) -> v2.Transform:
         steps: list[v2.Transform] = []
-        if own_data or scale != (1.0, 1.0):
+        if crop_scales is not None:
+            steps.append(RandomWindowCrop(self.image_size, crop_scales, crop_border))
+        elif own_data or scale != (1.0, 1.0):
             steps.append(RandomScaleCrop(self.image_size, scale))
         if hflip > 0:
             steps.append(HorizontalFlip(hflip))

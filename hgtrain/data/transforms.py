@@ -36,6 +36,7 @@ __all__ = [
     "HorizontalFlip",
     "KeypointTransform",
     "RandomScaleCrop",
+    "RandomWindowCrop",
     "ResizePad",
     "VerticalFlip",
 ]
@@ -98,6 +99,41 @@ class RandomScaleCrop(v2.Transform):
         if not params["same"]:
             inpt = self._call_kernel(F.resize, inpt, params["resize"], antialias=True)
         return self._call_kernel(F.crop, inpt, params["top"], params["left"], self.size, self.size)
+
+
+class RandomWindowCrop(v2.Transform):
+    """CornerNet's random crop (CornerNet-Lite ``core/sample/utils.py``, ``random_crop``): a square
+    window of side ``int(size * s)``, s drawn from ``scales``, centred at a random point at least
+    ``border`` px inside the image (the border halved until it fits, as the original's
+    ``_get_border``), zero-padded where it leaves the image, then resized to ``size`` x ``size``.
+    Objects are zoomed by ``size / int(size * s)``, about 1/s: small s zooms in."""
+
+    def __init__(self, size: int, scales: Sequence[float], border: int = 128) -> None:
+        super().__init__()
+        if not scales or min(scales) <= 0:
+            raise ValueError(f"scales must be one or more values > 0, got {list(scales)}")
+        self.size = size
+        self.scales = tuple(scales)
+        self.border = border
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        height, width = v2.query_size(flat_inputs)
+        scale = self.scales[int(torch.randint(len(self.scales), ()))]
+        window = int(self.size * scale)
+        centre_x = self._centre(width)
+        centre_y = self._centre(height)
+        return {"top": centre_y - window // 2, "left": centre_x - window // 2, "window": window}
+
+    def _centre(self, length: int) -> int:
+        border = self.border
+        while border > 0 and length - border <= border:
+            border //= 2
+        return int(torch.randint(border, max(border + 1, length - border), ()))
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        window = params["window"]
+        inpt = self._call_kernel(F.crop, inpt, params["top"], params["left"], window, window)
+        return self._call_kernel(F.resize, inpt, [self.size, self.size], antialias=True)
 
 
 class ResizePad(RandomScaleCrop):

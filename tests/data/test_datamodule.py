@@ -6,6 +6,7 @@ import torch
 from hgtrain.data.datamodule import KeypointDataModule
 from hgtrain.data.render import SceneConfig
 from hgtrain.data.sample import CLASS_NAMES
+from hgtrain.data.transforms import RandomWindowCrop
 
 
 def small_module(root, **kwargs) -> KeypointDataModule:
@@ -106,3 +107,14 @@ def test_hyperparameters_load_with_weights_only(tmp_path):
 def test_bad_arguments_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="test_sets"):
         small_module(tmp_path, test_sets=["blurry"])
+
+
+def test_one_scale_augmentation_at_a_time(tmp_path):
+    with pytest.raises(ValueError, match=r"data.scale=\[0.5, 1.0\]: must be \[1, 1\] when crop"):
+        small_module(tmp_path, scale=(0.5, 1.0), crop_scales=[0.6, 1.3])
+
+
+def test_crop_scales_put_the_original_crop_in_the_training_pipeline(tmp_path):
+    module = small_module(tmp_path, crop_scales=[0.6, 1.3])
+    crops = [t for t in module.train_pipeline.transforms if isinstance(t, RandomWindowCrop)]
+    assert [c.scales for c in crops] == [(0.6, 1.3)]

@@ -8,6 +8,7 @@ from hgtrain.data.transforms import (
     HorizontalFlip,
     KeypointTransform,
     RandomScaleCrop,
+    RandomWindowCrop,
     ResizePad,
     VerticalFlip,
 )
@@ -120,3 +121,43 @@ def test_a_partly_cropped_box_keeps_only_its_visible_corner():
 def test_scale_range_must_be_positive():
     with pytest.raises(ValueError, match="scale"):
         RandomScaleCrop(32, scale=(0.0, 1.0))
+
+
+# CornerNet's crop (CornerNet-Lite core/sample/utils.py, random_crop, then _resize_image in
+# core/sample/cornernet.py): a window of input_size * s around a random centre, resized to
+# input_size, so objects are zoomed by input_size / int(input_size * s), about 1/s.
+
+
+def test_a_crop_window_of_scale_s_zooms_by_one_over_s():
+    # s = 1.5: a 90 px window around a centre at least 16 px inside holds the whole 60 x 40 image,
+    # so every keypoint stays and every distance shrinks by 60 / 90.
+    for seed in range(5):
+        image, target = run(RandomWindowCrop(60, scales=[1.5]), seed=seed)
+        assert image.shape == (3, 60, 60)
+        corners = points_of(target, TOP_LEFT), points_of(target, BOTTOM_RIGHT)
+        torch.testing.assert_close(corners[1] - corners[0], torch.tensor([[20.5, 14.5]]) * 60 / 90)
+
+
+def test_a_small_crop_window_zooms_in():
+    # s = 0.5: a 30 px window resized to 60 px doubles the box wherever both corners are kept.
+    kept = 0
+    for seed in range(20):
+        _, target = run(RandomWindowCrop(60, scales=[0.5], border=0), seed=seed)
+        top_left, bottom_right = points_of(target, TOP_LEFT), points_of(target, BOTTOM_RIGHT)
+        if len(top_left) and len(bottom_right):
+            torch.testing.assert_close(bottom_right - top_left, torch.tensor([[41.0, 29.0]]))
+            kept += 1
+    assert kept > 0
+
+
+def test_the_crop_centre_keeps_the_original_border():
+    crop = RandomWindowCrop(511, scales=[1.0], border=128)
+    centres = [crop._centre(511) for _ in range(300)]
+    assert min(centres) >= 128 and max(centres) < 511 - 128
+    small = [crop._centre(64) for _ in range(300)]  # 128 halved until it fits: 16
+    assert min(small) >= 16 and max(small) < 48
+
+
+def test_crop_scales_must_be_positive():
+    with pytest.raises(ValueError, match="scales"):
+        RandomWindowCrop(32, scales=[0.5, 0.0])
