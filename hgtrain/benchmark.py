@@ -51,6 +51,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hgtrain.arguments import OptionError, ToolParser
 from hgtrain.data.benchmark import benchmark_size
+from hgtrain.data.sample import CLASS_NAMES
 from hgtrain.models.backbone import HourglassConfig
 from hgtrain.models.registry import get_config, list_backbones
 from hgtrain.module import Batch, HourglassKeypointModule
@@ -139,9 +140,11 @@ def synthetic_batch(
 def build_module(config: BenchmarkConfig, device: str | None = None) -> HourglassKeypointModule:
     """The LightningModule of ``hgtrain fit`` for this configuration, in train mode, on ``device``
     (default: the configuration's)."""
+    names = [*CLASS_NAMES, *(f"class_{c}" for c in range(len(CLASS_NAMES), config.num_classes))]
     module = HourglassKeypointModule(
         backbone=config.backbone,
         num_classes=config.num_classes,
+        class_names=names[: config.num_classes],  # the synthetic set's, as hgtrain fit links them
         input_size=config.input_size,
         corner_pool=config.corner_pool,
         checkpoint_stacks=config.checkpoint_stacks,

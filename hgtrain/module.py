@@ -111,7 +111,9 @@ class HourglassKeypointModule(L.LightningModule):
         head_kernel: kernel of the heads' first conv; ``None`` picks the original choice (1 for
             fire-block hourglasses as in CornerNet-Squeeze, 3 otherwise).
         head_dim: hidden channels of every head.
-        corner_pool: put CornerNet's corner pooling in front of the heads.
+        corner_pool: CornerNet's corner pooling in front of the heads: classes named
+            ``top_left`` / ``bottom_right`` get the original's pooled streams, each with its own
+            heatmap and offset head (:class:`~hgtrain.models.heads.KeypointHeads`).
         gaussian_iou: CornerNet's ``min_overlap`` for the Gaussian radius of each keypoint.
         sigma: a fixed Gaussian sigma in output cells instead (wins over ``gaussian_iou``).
         min_radius: smallest Gaussian radius in output cells.
@@ -190,7 +192,11 @@ class HourglassKeypointModule(L.LightningModule):
         if freeze_backbone:
             self.backbone.requires_grad_(False)
             self.backbone.eval()
-        head_options = {"head_dim": head_dim, "corner_pool": corner_pool}
+        head_options = {
+            "head_dim": head_dim,
+            "corner_pool": corner_pool,
+            "class_names": self.hparams.class_names,
+        }
         if head_kernel is not None:
             head_options["head_kernel"] = head_kernel
         self.heads = KeypointHeads.for_backbone(self.backbone, num_classes, **head_options)

@@ -393,6 +393,7 @@ def test_the_original_configs_use_the_original_loss_and_crop_rules(capsys):
             main(["fit", "--config", name, "--print_config"])
         config = yaml.safe_load(capsys.readouterr().out)
         assert config["model"]["loss_normalization"] == "per_class", name
+        assert config["model"]["corner_pool"] is True, name
         if name != "saccade.yaml":  # CornerNet's crop scales 0.6, 0.7, ..., 1.3 (zoom 1/s)
             assert config["data"]["crop_scales"] == pytest.approx([0.6 + 0.1 * i for i in range(8)])
             assert config["data"]["scale"] == [1.0, 1.0]

@@ -22,12 +22,16 @@ __all__ = ["HEATMAP_PRIOR_BIAS", "HeadOutput", "KeypointHeads", "prediction_head
 
 # Final bias of heatmap and merg heads: sigmoid(-2.19) ~= 0.1, CornerNet's prior.
 HEATMAP_PRIOR_BIAS = -2.19
+TOP_LEFT, BOTTOM_RIGHT = "top_left", "bottom_right"
+"""Class names that corner pooling predicts from its top-left and bottom-right streams."""
 
 
 class HeadOutput(NamedTuple):
     """Per-stack head outputs, last stack last.
 
-    heatmaps: [B, C, h, w] logits per stack. offsets: [B, 2, h, w] (x, y) per stack.
+    heatmaps: [B, C, h, w] logits per stack. offsets: (x, y) per stack, either one map shared by
+    every class, [B, 2, h, w], or one per class, [B, C, 2, h, w] (with corner pooling, each class
+    takes the offsets of its stream, as CornerNet's ``tl_offs`` / ``br_offs``).
     merg_logits: per stack, one [B, 1, h_s, w_s] logit map per merg scale (coarsest first);
     empty lists when the heads have no merg heads.
     """
@@ -68,13 +72,13 @@ class KeypointHeads(nn.Module):
         num_stacks: every stack gets its own heads (all are supervised).
         head_kernel: first conv of each head: 3 (CornerNet, Saccade) or 1 (CornerNet-Squeeze).
         head_dim: hidden channels of each head.
-        corner_pool: put CornerNet's corner pooling in front of the heatmap heads. Class 0
-            (top_left) is then predicted from the (TopPool, LeftPool) stream `tl_modules` by
-            `tl_heats`, class 1 (bottom_right) from the (BottomPool, RightPool) stream `br_modules`
-            by `br_heats`, and any further class (generic corners, which have no orientation) by
-            `heats` on the unpooled features. The offset head stays on the unpooled features, so
-            one offset map serves every class (CornerNet puts one per stream). The output format
-            does not change.
+        corner_pool: CornerNet's corner pooling in front of the heads. Classes named
+            ``top_left`` are predicted from the (TopPool, LeftPool) stream ``tl_modules`` by
+            ``tl_heats`` and ``tl_offs``, classes named ``bottom_right`` from the (BottomPool,
+            RightPool) stream ``br_modules`` by ``br_heats`` and ``br_offs``, as in the original;
+            any other class (generic corners have no orientation) by ``heats`` and ``offsets`` on
+            the unpooled features. The offsets are then one map per class ([B, C, 2, h, w]).
+        class_names: names of the C classes, in heatmap channel order (needed by corner_pool).
         merg_channels: channels of each merg map, coarsest first (CornerNet-Saccade: 384, 384,
             256); each stack gets one head per entry (3x3 conv -> head_dim, ReLU, 1x1 -> 1).
     """
@@ -88,21 +92,39 @@ class KeypointHeads(nn.Module):
         head_dim: int = 256,
         corner_pool: bool = False,
         merg_channels: Sequence[int] = (),
+        class_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         if num_classes < 1 or num_stacks < 1:
             raise ValueError(
                 f"need num_classes >= 1 and num_stacks >= 1, got {num_classes}, {num_stacks}"
             )
-        if corner_pool and num_classes < 2:
+        names = list(class_names) if class_names is not None else []
+        if class_names is not None and len(names) != num_classes:
+            raise ValueError(f"{len(names)} class_names for num_classes={num_classes}")
+        streams = {
+            "tl": [c for c, name in enumerate(names) if name == TOP_LEFT],
+            "br": [c for c, name in enumerate(names) if name == BOTTOM_RIGHT],
+        }
+        if corner_pool and not (streams["tl"] or streams["br"]):
             raise ValueError(
-                "corner_pool predicts class 0 (top_left) and class 1 (bottom_right) from the "
-                f"pooled streams, so it needs num_classes >= 2, got {num_classes}"
+                f"corner_pool pools the classes named {TOP_LEFT!r} and {BOTTOM_RIGHT!r}, but the "
+                f"classes are {names or 'unnamed'}: name them so, or leave corner_pool off"
             )
+        streams["plain"] = [
+            c
+            for c in range(num_classes)
+            if not corner_pool or c not in streams["tl"] + streams["br"]
+        ]
+        if not corner_pool:
+            streams["tl"] = streams["br"] = []
         self.num_classes = num_classes
         self.num_stacks = num_stacks
         self.corner_pool = corner_pool
         self.merg_channels = tuple(merg_channels)
+        self.streams = {name: classes for name, classes in streams.items() if classes}
+        order = [c for classes in self.streams.values() for c in classes]
+        self.register_buffer("class_order", torch.tensor(order).argsort(), persistent=False)
 
         def heads(out_channels: int, bias: float | None) -> nn.ModuleList:
             return nn.ModuleList(
@@ -110,19 +132,21 @@ class KeypointHeads(nn.Module):
                 for _ in range(num_stacks)
             )
 
-        plain_classes = num_classes
-        if corner_pool:
+        if "tl" in self.streams:
             self.tl_modules = nn.ModuleList(
                 CornerPool(feature_dim, TopPool, LeftPool) for _ in range(num_stacks)
             )
+            self.tl_heats = heads(len(self.streams["tl"]), HEATMAP_PRIOR_BIAS)
+            self.tl_offs = heads(2, None)
+        if "br" in self.streams:
             self.br_modules = nn.ModuleList(
                 CornerPool(feature_dim, BottomPool, RightPool) for _ in range(num_stacks)
             )
-            self.tl_heats = heads(1, HEATMAP_PRIOR_BIAS)
-            self.br_heats = heads(1, HEATMAP_PRIOR_BIAS)
-            plain_classes -= 2
-        self.heats = heads(plain_classes, HEATMAP_PRIOR_BIAS) if plain_classes else None
-        self.offsets = heads(2, None)
+            self.br_heats = heads(len(self.streams["br"]), HEATMAP_PRIOR_BIAS)
+            self.br_offs = heads(2, None)
+        if "plain" in self.streams:
+            self.heats = heads(len(self.streams["plain"]), HEATMAP_PRIOR_BIAS)
+            self.offsets = heads(2, None)
         self.merg_heads = nn.ModuleList(
             nn.ModuleList(
                 prediction_head(channels, 1, 3, head_dim, HEATMAP_PRIOR_BIAS)
@@ -167,8 +191,9 @@ class KeypointHeads(nn.Module):
         stacks = [self.num_stacks - 1] if last_stack_only else range(self.num_stacks)
         heatmaps, offsets, merg_logits = [], [], []
         for s in stacks:
-            heatmaps.append(self._heatmap(s, features[s]))
-            offsets.append(self.offsets[s](features[s]))
+            heatmap, offset = self._stack_heads(s, features[s])
+            heatmaps.append(heatmap)
+            offsets.append(offset)
             if self.merg_heads:
                 scales = zip(self.merg_heads[s], backbone_output.mergs[s], strict=True)
                 merg_logits.append([head(merg) for head, merg in scales])
@@ -176,13 +201,20 @@ class KeypointHeads(nn.Module):
                 merg_logits.append([])
         return HeadOutput(heatmaps, offsets, merg_logits)
 
-    def _heatmap(self, stack: int, feature: Tensor) -> Tensor:
+    def _stack_heads(self, stack: int, feature: Tensor) -> tuple[Tensor, Tensor]:
+        """Heatmap [B, C, h, w] and offsets ([B, 2, h, w], or [B, C, 2, h, w] per stream)."""
         if not self.corner_pool:
-            return self.heats[stack](feature)
-        parts = [
-            self.tl_heats[stack](self.tl_modules[stack](feature)),
-            self.br_heats[stack](self.br_modules[stack](feature)),
-        ]
-        if self.heats is not None:
-            parts.append(self.heats[stack](feature))
-        return torch.cat(parts, dim=1)
+            return self.heats[stack](feature), self.offsets[stack](feature)
+        heatmaps, offsets = [], []
+        for name in self.streams:
+            if name == "plain":
+                pooled, heats, offs = feature, self.heats, self.offsets
+            elif name == "tl":
+                pooled, heats, offs = self.tl_modules[stack](feature), self.tl_heats, self.tl_offs
+            else:
+                pooled, heats, offs = self.br_modules[stack](feature), self.br_heats, self.br_offs
+            heatmaps.append(heats[stack](pooled))
+            offset = offs[stack](pooled)
+            offsets.extend([offset] * len(self.streams[name]))
+        heatmap = torch.cat(heatmaps, dim=1)[:, self.class_order]
+        return heatmap, torch.stack(offsets, dim=1)[:, self.class_order]

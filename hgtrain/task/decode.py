@@ -26,7 +26,8 @@ def decode_keypoints(
 
     Args:
         heatmap_logits: [B, C, h, w] heatmap logits (one stack's output).
-        offsets: [B, 2, h, w] sub-pixel offsets (x, y) in cells, or None for cell centres. They are
+        offsets: [B, 2, h, w] sub-pixel offsets (x, y) in cells, [B, C, 2, h, w] per class (each
+            detection reads its class's), or None for cell centres. They are
             clamped to [0, 1], the range of their targets, so a keypoint stays in the cell that
             detected it, and inside the image.
         input_size: (H, W) of the network input, to map cells back to input pixels.
@@ -41,9 +42,11 @@ def decode_keypoints(
         raise ValueError(f"heatmap_logits must be [B, C, h, w], got {tuple(heatmap_logits.shape)}")
     if nms_kernel < 1 or nms_kernel % 2 == 0:
         raise ValueError(f"nms_kernel must be a positive odd number, got {nms_kernel}")
-    batch, _, h, w = heatmap_logits.shape
-    if offsets is not None and offsets.shape != (batch, 2, h, w):
-        raise ValueError(f"offsets must be [B, 2, h, w] = {(batch, 2, h, w)}, got {offsets.shape}")
+    batch, classes, h, w = heatmap_logits.shape
+    shapes = [(batch, 2, h, w), (batch, classes, 2, h, w)]
+    if offsets is not None and tuple(offsets.shape) not in shapes:
+        raise ValueError(f"offsets must be [B, 2, h, w] or [B, C, 2, h, w], one of {shapes}, "
+                         f"got {tuple(offsets.shape)}")  # fmt: skip
 
     scores = _peaks(heatmap_logits.float().sigmoid(), nms_kernel)
     k = min(top_k, scores[0].numel())
@@ -54,7 +57,11 @@ def decode_keypoints(
     if offsets is None:
         dx = dy = torch.full_like(top_scores, 0.5)
     else:
-        picked = offsets.float().flatten(2).gather(2, cells.unsqueeze(1).expand(-1, 2, -1))
+        if offsets.dim() == 5:  # per class: the detection's own class's offsets
+            flat, index = offsets.float().transpose(1, 2).reshape(batch, 2, -1), top_index
+        else:
+            flat, index = offsets.float().flatten(2), cells
+        picked = flat.gather(2, index.unsqueeze(1).expand(-1, 2, -1))
         dx, dy = picked.clamp(0.0, 1.0).unbind(dim=1)
     in_h, in_w = input_size
     keypoints = torch.stack([(cell_x + dx) * (in_w / w), (cell_y + dy) * (in_h / h)], dim=2)

@@ -79,6 +79,17 @@ def focal_loss(
         return loss.sum() / positive.sum().clamp(min=1)
 
 
+def _offsets_at(offsets: Tensor, cells: Tensor, labels: Tensor | None) -> Tensor:
+    """[B, K, 2] offsets at flat cell indices [B, K]: from a shared [B, 2, h, w] map, or from
+    each slot's own class in a per-class [B, C, 2, h, w] map."""
+    if offsets.dim() == 5:
+        batch, classes, _, h, w = offsets.shape
+        offsets = offsets.transpose(1, 2).reshape(batch, 2, classes * h * w)
+        cells = labels * (h * w) + cells
+    index = cells.unsqueeze(1).expand(-1, 2, -1)
+    return offsets.flatten(2).gather(2, index).transpose(1, 2)
+
+
 def offset_loss(
     pred_offsets: Tensor,
     targets: KeypointTargets,
@@ -87,6 +98,8 @@ def offset_loss(
 ) -> Tensor:
     """Offset regression at the ground-truth cells, summed over x and y, / max(#keypoints, 1).
 
+    ``pred_offsets`` is one map for every class, [B, 2, h, w], or one per class, [B, C, 2, h, w]
+    (corner pooling), read at each keypoint's own class.
     `kind` is "smooth_l1" (CornerNet, beta 1) or "l1" (CenterNet). ``normalization="per_class"``
     divides each class's sum by that class's keypoints and adds the classes (CornerNet's top-left
     and bottom-right offset losses); it needs ``targets.labels``.
@@ -97,15 +110,17 @@ def offset_loss(
         raise ValueError(f"unknown normalization {normalization!r}; use one of {NORMALIZATIONS}")
     if normalization == "per_class" and targets.labels is None:
         raise ValueError("per-class normalisation needs targets with labels (encode_targets)")
-    batch, channels = pred_offsets.shape[:2]
-    if channels != 2 or targets.indices.shape[0] != batch:
+    per_class = pred_offsets.dim() == 5
+    batch = pred_offsets.shape[0]
+    if pred_offsets.shape[-3] != 2 or targets.indices.shape[0] != batch:
         raise ValueError(
-            f"pred_offsets must be [B, 2, h, w] for the {targets.indices.shape[0]} target images, "
-            f"got {tuple(pred_offsets.shape)}"
+            f"pred_offsets must be [B, 2, h, w] or [B, C, 2, h, w] for the "
+            f"{targets.indices.shape[0]} target images, got {tuple(pred_offsets.shape)}"
         )
+    if per_class and targets.labels is None:
+        raise ValueError("offsets per class need targets with labels (encode_targets)")
     with torch.autocast(pred_offsets.device.type, enabled=False):
-        index = targets.indices.unsqueeze(1).expand(-1, 2, -1)
-        picked = pred_offsets.float().flatten(2).gather(2, index).transpose(1, 2)
+        picked = _offsets_at(pred_offsets.float(), targets.indices, targets.labels)
         if kind == "smooth_l1":
             error = F.smooth_l1_loss(picked, targets.offsets, reduction="none", beta=1.0)
         else:

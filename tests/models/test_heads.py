@@ -42,8 +42,13 @@ def test_state_dict_keys_follow_the_original_head_layout():
     assert not any(".bn." in key for key in keys)  # conv with bias, no BatchNorm
 
 
+NAMES = ["top_left", "bottom_right", "corner"]
+
+
 def test_heatmap_and_merg_heads_start_at_the_focal_prior():
-    heads = KeypointHeads(16, 3, 2, head_dim=8, corner_pool=True, merg_channels=(16,))
+    heads = KeypointHeads(
+        16, 3, 2, head_dim=8, corner_pool=True, merg_channels=(16,), class_names=NAMES
+    )
     final_biases = [heads.heats[1][1].bias, heads.tl_heats[0][1].bias, heads.br_heats[1][1].bias]
     final_biases.append(heads.merg_heads[1][0][1].bias)
     for bias in final_biases:
@@ -56,28 +61,38 @@ def test_saccade_merg_heads_match_original_attention_head_sizes():
     assert [_count(head) for head in heads.merg_heads[0]] == [885_249, 885_249, 590_337]
 
 
-def test_corner_pool_maps_top_left_and_bottom_right_to_their_streams():
-    heads = KeypointHeads(8, 3, 1, head_dim=8, corner_pool=True).eval()
+@pytest.mark.parametrize("names", [NAMES, ["corner", "bottom_right", "top_left"]])
+def test_corner_pool_maps_classes_to_their_streams_by_name(names):
+    heads = KeypointHeads(8, 3, 1, head_dim=8, corner_pool=True, class_names=names).eval()
     features = SimpleNamespace(features=[torch.randn(1, 8, 6, 6)], mergs=[])
-    before = heads(features).heatmaps[0]
+    before = heads(features)
     with torch.no_grad():
-        heads.tl_heats[0][1].bias += 1.0
-        heads.br_heats[0][1].bias += 2.0
-        heads.heats[0][1].bias += 3.0
-    change = (heads(features).heatmaps[0] - before).mean(dim=(0, 2, 3))
-    assert change.tolist() == pytest.approx([1.0, 2.0, 3.0])
+        for stream, shift in (("tl", 1.0), ("br", 2.0), ("plain", 3.0)):
+            prefix = "" if stream == "plain" else f"{stream}_"
+            getattr(heads, f"{prefix}heats")[0][1].bias += shift
+            getattr(heads, "offsets" if stream == "plain" else f"{stream}_offs")[0][1].bias += shift
+    after = heads(features)
+    expected = [{"top_left": 1.0, "bottom_right": 2.0, "corner": 3.0}[n] for n in names]
+    heat_change = (after.heatmaps[0] - before.heatmaps[0]).mean(dim=(0, 2, 3))
+    assert heat_change.tolist() == pytest.approx(expected)
+    # One offset head per stream, as CornerNet's tl_offs / br_offs: each class reads its own.
+    offset_change = (after.offsets[0] - before.offsets[0]).mean(dim=(0, 2, 3, 4))
+    assert offset_change.tolist() == pytest.approx(expected)
 
 
-def test_corner_pool_with_two_classes_has_no_plain_heatmap_head():
-    heads = KeypointHeads(8, 2, 1, head_dim=8, corner_pool=True)
-    assert heads.heats is None
+def test_corner_pool_with_only_box_corners_has_no_plain_heads():
+    heads = KeypointHeads(8, 2, 1, head_dim=8, corner_pool=True, class_names=NAMES[:2])
+    assert not hasattr(heads, "heats") and not hasattr(heads, "offsets")
+    assert {"tl_offs.0.1.weight", "br_offs.0.1.weight"} <= set(heads.state_dict())
     out = heads(SimpleNamespace(features=[torch.randn(2, 8, 5, 5)], mergs=[]))
-    assert out.heatmaps[0].shape == (2, 2, 5, 5) and out.offsets[0].shape == (2, 2, 5, 5)
+    assert out.heatmaps[0].shape == (2, 2, 5, 5) and out.offsets[0].shape == (2, 2, 2, 5, 5)
 
 
-def test_corner_pool_needs_both_corner_classes():
-    with pytest.raises(ValueError, match="num_classes >= 2"):
-        KeypointHeads(8, 1, 1, corner_pool=True)
+def test_corner_pool_needs_classes_named_as_box_corners():
+    with pytest.raises(ValueError, match="classes named 'top_left' and 'bottom_right'"):
+        KeypointHeads(8, 2, 1, corner_pool=True, class_names=["a", "b"])
+    with pytest.raises(ValueError, match="unnamed"):
+        KeypointHeads(8, 2, 1, corner_pool=True)
 
 
 def test_wrong_number_of_stacks_or_missing_mergs_are_explained():
@@ -130,7 +145,9 @@ def _batch(input_side, num_classes=3):
 def test_heads_and_losses_train_on_every_variant(variant, corner_pool):
     torch.manual_seed(0)
     backbone = HourglassBackbone(_tiny(variant))
-    heads = KeypointHeads.for_backbone(backbone, 3, head_dim=16, corner_pool=corner_pool)
+    heads = KeypointHeads.for_backbone(
+        backbone, 3, head_dim=16, corner_pool=corner_pool, class_names=NAMES
+    )
     side = 256
     images, targets = _batch(side)
     features = backbone(images)
@@ -139,7 +156,8 @@ def test_heads_and_losses_train_on_every_variant(variant, corner_pool):
     stacks, stride = backbone.config.stacks, backbone.config.output_stride
     map_size = (side // stride, side // stride)
     assert len(out.heatmaps) == len(out.offsets) == stacks
-    assert out.heatmaps[0].shape == (2, 3, *map_size) and out.offsets[-1].shape == (2, 2, *map_size)
+    offset_shape = (2, 3, 2, *map_size) if corner_pool else (2, 2, *map_size)
+    assert out.heatmaps[0].shape == (2, 3, *map_size) and out.offsets[-1].shape == offset_shape
     assert heads.heats[0][0].conv.kernel_size == ((1, 1) if variant == "squeeze" else (3, 3))
 
     encoded = encode_targets(targets, 3, (side, side), map_size, min_radius=1)

@@ -83,3 +83,16 @@ def test_offsets_out_of_range_keep_the_keypoint_in_its_cell():
     offsets = torch.full((1, 2, 4, 4), -3.0)
     (result,) = decode_keypoints(heatmap, offsets, (16, 16), top_k=1)
     assert result["keypoints"].tolist() == [[0.0, 0.0]]
+
+
+def test_per_class_offsets_are_read_at_the_detections_class():
+    # Corner pooling gives each class its stream's offsets: [B, C, 2, h, w].
+    logits = _logits()
+    logits[0, 0, 3, 5] = 2.0
+    logits[0, 1, 3, 5] = 1.0
+    offsets = torch.zeros(1, 2, 2, 8, 8)
+    offsets[0, 0, :, 3, 5] = torch.tensor([0.25, 0.75])
+    offsets[0, 1, :, 3, 5] = torch.tensor([0.5, 0.125])
+    (found,) = decode_keypoints(logits, offsets, (32, 32), top_k=2)
+    assert found["labels"].tolist() == [0, 1]
+    assert found["keypoints"].tolist() == [[5.25 * 4, 3.75 * 4], [5.5 * 4, 3.125 * 4]]

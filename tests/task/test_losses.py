@@ -248,3 +248,20 @@ def test_a_merg_weight_of_one_over_the_stacks_is_the_original_attention_weight()
         / stacks
     )
     assert (with_mergs - without).item() == pytest.approx(original.item(), rel=1e-5)
+
+
+def test_per_class_offsets_are_read_at_each_keypoints_own_class():
+    # Corner pooling's offsets: one map per class ([B, C, 2, h, w]); class 0's slots read class 0.
+    targets = KeypointTargets(
+        heatmap=torch.zeros(1, 2, 4, 4),
+        indices=torch.tensor([[5, 5]]),
+        offsets=torch.tensor([[[0.25, 0.5], [0.75, 0.0]]]),
+        mask=torch.tensor([[True, True]]),
+        labels=torch.tensor([[0, 1]]),
+    )
+    pred = torch.full((1, 2, 2, 4, 4), 9.0)
+    pred.view(1, 2, 2, 16)[0, 0, :, 5] = torch.tensor([0.25, 0.5])
+    pred.view(1, 2, 2, 16)[0, 1, :, 5] = torch.tensor([0.75, 0.0])
+    assert offset_loss(pred, targets).item() == 0.0
+    pred.view(1, 2, 2, 16)[0, 1, 0, 5] = 1.75  # class 1's x off by 1: smooth L1 0.5, over 2
+    assert offset_loss(pred, targets).item() == pytest.approx(0.25)
