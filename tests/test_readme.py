@@ -290,9 +290,10 @@ def reference_compare(command: str) -> None:
 
 
 def gpu_check_dry_run(command: str) -> None:
-    """The GPU script's CPU dry run, within a 30-second budget, results outside the repository."""
+    """The GPU script's CPU dry run within a 50-second budget (its set-up takes 10-15 s, and a
+    run starts only with 20 s left), results outside the repository."""
     out = Path.cwd() / "gpu_check_dry_run"
-    shell(f"PYTHON={sys.executable} {command} --budget 30 --out {out}", cwd=ROOT)
+    shell(f"PYTHON={sys.executable} {command} --budget 50 --out {out}", cwd=ROOT)
     assert (out / "table.md").is_file()
 
 
