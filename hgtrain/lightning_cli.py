@@ -302,5 +302,12 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> HgtrainCLI:
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
         seed_everything_default=0,
-        parser_kwargs={"prog": "hgtrain", "description": f"hgtrain {__version__}"},
+        parser_kwargs={
+            "prog": "hgtrain",
+            "description": f"hgtrain {__version__}",
+            **{
+                name: {"usage": f"hgtrain {name} [--config FILE] [--option value ...]"}
+                for name in ("fit", "validate", "test", "predict")
+            },
+        },
     )

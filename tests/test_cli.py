@@ -413,3 +413,11 @@ def test_the_saccade_recipe_trains_a_tiny_saccade(tmp_path):
     recipe = ["--config", "saccade.yaml", "--config", "cpu.yaml", "--trainer.strategy", "auto"]
     tiny = ["--config", str(tiny_config(tmp_path, "saccade")), "--config", str(backbone)]
     main(["fit", *recipe, *tiny, "--config", "debug.yaml"])
+
+
+def test_a_parse_error_shows_a_one_line_usage_not_every_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", "quickstart.yaml", "--data.batch_size", "abc"])
+    err = capsys.readouterr().err
+    assert err.startswith("usage: hgtrain fit [--config FILE] [--option value ...]\n")
+    assert 'Parser key "data.batch_size"' in err and len(err.splitlines()) < 8
