@@ -217,7 +217,8 @@ class HgtrainCLI(LightningCLI):
             return {}
         if not Path(ckpt_path).is_file():
             self.parser.error(f"ckpt_path={ckpt_path}: no such file")
-        checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu")
+        # mmap: only the hyperparameters are read here, not gigabytes of weights and optimizer state
+        checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu", mmap=True)
         stored = {}
         for group, key in (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters")):
             for name, value in checkpoint.get(key, {}).items():

@@ -174,7 +174,6 @@ class HourglassKeypointModule(L.LightningModule):
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler", "backbone_weights"])
         if not isinstance(self.hparams["backbone"], str):
             self.hparams["backbone"] = config.to_dict()
-        make_hparams_plain(self)
         check_arguments(self.hparams)
         self.input_size = input_size
         self.backbone: HourglassBackbone = build_backbone(config)
