@@ -117,9 +117,9 @@ class KeypointDataModule(L.LightningDataModule):
         check(image_size >= 16, "data", "image_size", image_size, "must be >= 16")
         check(batch_size >= 1, "data", "batch_size", batch_size, "must be >= 1")
         check(num_workers >= 0, "data", "num_workers", num_workers, "must be >= 0")
-        for name, size in (("train_length", train_length), ("val_size", val_size)):
+        sizes = {"train_length": train_length, "val_size": val_size, "test_size": test_size}
+        for name, size in sizes.items():
             check(size >= 1, "data", name, size, "must be >= 1")
-        check(test_size >= 1, "data", "test_size", test_size, "must be >= 1")
         for name, p in (("hflip", hflip), ("vflip", vflip)):
             check(0.0 <= p <= 1.0, "data", name, p, "must be a probability in [0, 1]")
         check(
