@@ -39,7 +39,7 @@ BACKBONE_FORMAT = "hgtrain-backbone"
 BACKBONE_FORMAT_VERSION = 1
 WRAPPER_PREFIXES = ("module.", "model.")
 STEM_INPUT_WEIGHT = "pre.0.conv.weight"
-ORIGINAL_NORMALIZATION = {  # CornerNet-Lite's BGR images / 255 (db/coco.py)
+ORIGINAL_NORMALIZATION = {  # CornerNet-Lite's BGR images / 255 (core/dbs/coco.py)
     "pixel_mean": [0.40789654, 0.44719302, 0.47026115],
     "pixel_std": [0.28863828, 0.27408164, 0.27809835],
 }

@@ -150,7 +150,7 @@ def test_weights_of_another_size_name_the_shapes(trained):
 
 
 # Original CornerNet-Lite weights take BGR images / 255 normalised with the original's mean and
-# std (db/coco.py); hgtrain feeds RGB.
+# std (core/dbs/coco.py); hgtrain feeds RGB.
 
 
 @pytest.fixture
