@@ -399,6 +399,8 @@ def test_the_original_configs_use_the_original_loss_and_crop_rules(capsys):
             assert config["data"]["scale"] == [1.0, 1.0]
     saccade = build_cli(["--config", "saccade.yaml", "--config", "cpu.yaml"], run=False).model
     assert saccade.hparams.merg_targets == "attention"
+    data = build_cli(["--config", "saccade.yaml", "--config", "cpu.yaml"], run=False).datamodule
+    assert (data.ignore.min_size, data.ignore.min_visible) == (16, 0.5)
     assert saccade.hparams.merg_weight == pytest.approx(1 / saccade.backbone.config.stacks)
 
 

@@ -22,6 +22,7 @@ from hgtrain.data.storage import is_prepared
 from hgtrain.data.synthetic import SyntheticKeypoints
 from hgtrain.data.transforms import (
     HorizontalFlip,
+    IgnoreRule,
     RandomScaleCrop,
     RandomWindowCrop,
     ResizePad,
@@ -70,6 +71,10 @@ class KeypointDataModule(L.LightningDataModule):
             ``[0.6, 0.7, ..., 1.3]``.
         crop_border: smallest distance (px) of that window's centre from the image border (128 in
             the original; halved until it fits small images).
+        min_object_size, min_visible: training does not penalise objects whose longest side in
+            the image is under ``min_object_size`` px, or of which at most ``min_visible`` of the
+            box is left in the image after augmentation: their keypoints become ignore regions of
+            the focal loss (CornerNet-Saccade: 16 px and 0.5). 0 and 0: every object counts.
         batch_size: images per batch **per device** (the global batch is ``batch_size x devices``).
         num_workers: DataLoader worker processes per device (also used to render the sets).
         pin_memory: pin batches in page-locked memory for faster host-to-GPU copies (only
@@ -97,6 +102,8 @@ class KeypointDataModule(L.LightningDataModule):
         scale: tuple[float, float] = (1.0, 1.0),
         crop_scales: Sequence[float] | None = None,
         crop_border: int = 128,
+        min_object_size: float = 0.0,
+        min_visible: float = 0.0,
         batch_size: int = 16,
         num_workers: int = 4,
         pin_memory: bool = True,
@@ -145,6 +152,8 @@ class KeypointDataModule(L.LightningDataModule):
                 "must be [1, 1] when crop_scales is given (one scale augmentation at a time)",
             )
         check(crop_border >= 0, "data", "crop_border", crop_border, "must be >= 0")
+        check(min_object_size >= 0, "data", "min_object_size", min_object_size, "must be >= 0")
+        check(0 <= min_visible < 1, "data", "min_visible", min_visible, "must be in [0, 1)")
         self.save_hyperparameters()
         make_hparams_plain(self)
         self.root = Path(root)
@@ -165,6 +174,9 @@ class KeypointDataModule(L.LightningDataModule):
         self.persistent_workers = persistent_workers and num_workers > 0
         self.seed = seed
         self.train_dir, self.val_dir, self.test_dir = train_dir, val_dir, test_dir
+        self.ignore = (
+            IgnoreRule(min_object_size, min_visible) if min_object_size or min_visible else None
+        )
         self._class_names: tuple[str, ...] | None = None
         self.datasets: dict[str, Dataset] = {}
 
@@ -269,7 +281,7 @@ class KeypointDataModule(L.LightningDataModule):
     def make_train_dataset(self) -> Dataset:
         """The training dataset of this configuration (synthetic stream or own folder)."""
         if self.train_dir is not None:
-            return KeypointFolder(self.train_dir, self.train_pipeline, self.seed)
+            return KeypointFolder(self.train_dir, self.train_pipeline, self.seed, self.ignore)
         noise = self.noise_config if self.noise else None
         return SyntheticKeypoints(
             "train",
@@ -279,6 +291,7 @@ class KeypointDataModule(L.LightningDataModule):
             self.scene,
             noise,
             self.train_pipeline,
+            self.ignore,
         )
 
     def _ready(self, split: str, noisy: bool | None = None) -> Path:

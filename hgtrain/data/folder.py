@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from hgtrain.data.coco_format import load_sample, read_keypoint_set
-from hgtrain.data.transforms import KeypointTransform
+from hgtrain.data.transforms import IgnoreRule, KeypointTransform
 
 __all__ = ["KeypointFolder"]
 
@@ -27,15 +27,22 @@ class KeypointFolder(Dataset):
         pipeline: v2 transform for image, keypoints and boxes (see
             :class:`hgtrain.data.transforms.KeypointTransform`), e.g. ``ResizePad(size)``.
         seed: seed of the augmentation draws.
+        ignore: which objects training does not penalise (targets get ``ignore``).
     """
 
-    def __init__(self, directory: str | Path, pipeline: v2.Transform, seed: int = 0) -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        pipeline: v2.Transform,
+        seed: int = 0,
+        ignore: IgnoreRule | None = None,
+    ) -> None:
         keypoint_set = read_keypoint_set(Path(directory))
         self.directory = Path(directory)
         self.class_names = keypoint_set.class_names
         self.records = keypoint_set.records
         self.info = keypoint_set.info
-        self.transform = KeypointTransform(pipeline, self.class_names)
+        self.transform = KeypointTransform(pipeline, self.class_names, ignore)
         self.seed = seed
         if not self.records:
             raise ValueError(f"{self.directory}: the keypoint set has no images")

@@ -21,7 +21,7 @@ from torchvision.transforms import v2
 from hgtrain.data.photometric import PhotometricNoise, apply_photometric_noise
 from hgtrain.data.render import SceneConfig, render_scene
 from hgtrain.data.sample import CLASS_NAMES, Sample
-from hgtrain.data.transforms import KeypointTransform
+from hgtrain.data.transforms import IgnoreRule, KeypointTransform
 
 __all__ = ["SPLITS", "SyntheticKeypoints"]
 
@@ -41,6 +41,7 @@ class SyntheticKeypoints(Dataset):
         noise: photometric noise, or None for clean images.
         pipeline: v2 augmentation of image, keypoints and boxes (see
             :class:`hgtrain.data.transforms.KeypointTransform`); default: none.
+        ignore: which objects training does not penalise (targets get ``ignore``).
     """
 
     class_names = CLASS_NAMES
@@ -54,6 +55,7 @@ class SyntheticKeypoints(Dataset):
         scene: SceneConfig | None = None,
         noise: PhotometricNoise | None = None,
         pipeline: v2.Transform | None = None,
+        ignore: IgnoreRule | None = None,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
@@ -67,7 +69,7 @@ class SyntheticKeypoints(Dataset):
         self.seed = seed
         self.scene = scene if scene is not None else SceneConfig()
         self.noise = noise
-        self.transform = KeypointTransform(pipeline or v2.Identity(), CLASS_NAMES)
+        self.transform = KeypointTransform(pipeline or v2.Identity(), CLASS_NAMES, ignore)
 
     def __len__(self) -> int:
         return self.length

@@ -22,6 +22,7 @@ sample's own generator (through a forked, seeded torch RNG), so augmentation is 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,7 @@ from hgtrain.data.sample import Sample
 
 __all__ = [
     "HorizontalFlip",
+    "IgnoreRule",
     "KeypointTransform",
     "RandomScaleCrop",
     "RandomWindowCrop",
@@ -143,6 +145,26 @@ class ResizePad(RandomScaleCrop):
         super().__init__(size, (1.0, 1.0), random_offset=False)
 
 
+@dataclass(frozen=True)
+class IgnoreRule:
+    """Which objects training does not penalise (CornerNet-Saccade's valid masks,
+    ``core/sample/cornernet_saccade.py``): those whose longest side inside the image is under
+    ``min_size`` px, or of which at most ``min_visible`` of the box area is left in the image after
+    the transforms. Their keypoints become ignore regions instead of targets."""
+
+    min_size: float = 0.0
+    min_visible: float = 0.0
+
+    def ignored(self, boxes: np.ndarray, size: Sequence[int]) -> np.ndarray:
+        """bool [M]: which of the transformed (unclamped, XYXY) ``boxes`` are not penalised."""
+        height, width = size
+        clamped = boxes.clip(0, [width, height, width, height])
+        full = (boxes[:, 2:] - boxes[:, :2]).prod(axis=1)
+        sides = (clamped[:, 2:] - clamped[:, :2]).clip(min=0)
+        visible = np.divide(sides.prod(axis=1), full, out=np.zeros(len(boxes)), where=full > 0)
+        return (sides.max(axis=1, initial=0) < self.min_size) | (visible <= self.min_visible)
+
+
 class KeypointTransform:
     """Turn a :class:`Sample` into the model's ``(image, target)`` through a v2 pipeline.
 
@@ -156,11 +178,15 @@ class KeypointTransform:
     Returns from a call ``(image uint8 [3, H, W], target)`` with the target dict of the contract:
     ``keypoints`` float32 [N, 2], ``labels`` int64 [N], ``sizes`` float32 [N, 2] (w, h of the
     owning box), ``boxes`` float32 [M, 4], ``object_ids`` int64 [N] (index into ``boxes``),
-    ``image_id`` int64 scalar.
+    ``image_id`` int64 scalar; with an :class:`IgnoreRule` also ``ignore`` bool [N] (the
+    keypoint's object is not penalised).
     """
 
-    def __init__(self, pipeline: v2.Transform, class_names: Sequence[str]) -> None:
+    def __init__(
+        self, pipeline: v2.Transform, class_names: Sequence[str], ignore: IgnoreRule | None = None
+    ) -> None:
         self.pipeline = pipeline
+        self.ignore = ignore
         names = list(class_names)
         self.top_left = names.index("top_left") if "top_left" in names else -1
         self.bottom_right = names.index("bottom_right") if "bottom_right" in names else -1
@@ -172,7 +198,8 @@ class KeypointTransform:
         free = ~corner_class
         # the four corners (x0, y0), (x1, y0), (x1, y1), (x0, y1) of each such box
         corners = sample.boxes[cornered][:, [0, 1, 2, 1, 2, 3, 0, 3]].reshape(-1, 2)
-        points = np.concatenate([sample.keypoints[free], corners]).astype(np.float32)
+        extents = sample.boxes.reshape(-1, 2)  # two opposite corners per box, never clamped
+        points = np.concatenate([sample.keypoints[free], corners, extents]).astype(np.float32)
         canvas = (sample.height, sample.width)
         inputs = {
             "image": tv_tensors.Image(torch.from_numpy(sample.image)),
@@ -184,13 +211,18 @@ class KeypointTransform:
         out = _seeded(self.pipeline, inputs, int(rng.integers(2**63)))
         image = out["image"].as_subclass(torch.Tensor)
         points = out["keypoints"].as_subclass(torch.Tensor).numpy()
-        n_free = int(free.sum())
-        keypoints, labels, owners = self._box_corners(points[n_free:], cornered)
+        n_free, n_corners = int(free.sum()), 4 * len(cornered)
+        extents = points[n_free + n_corners :].reshape(-1, 2, 2)
+        keypoints, labels, owners = self._box_corners(points[n_free:][:n_corners], cornered)
         keypoints = np.concatenate([points[:n_free], keypoints])
         labels = np.concatenate([sample.labels[free], labels])
         owners = np.concatenate([sample.object_ids[free], owners])
         boxes = out["boxes"].as_subclass(torch.Tensor).numpy()
-        return image, _target(keypoints, labels, owners, boxes, image.shape[1:], sample)
+        ignored = None
+        if self.ignore is not None:
+            unclamped = np.concatenate([extents.min(axis=1), extents.max(axis=1)], axis=1)
+            ignored = self.ignore.ignored(unclamped, image.shape[1:])
+        return image, _target(keypoints, labels, owners, boxes, ignored, image.shape[1:], sample)
 
     def _box_corners(
         self, corners: np.ndarray, objects: np.ndarray
@@ -224,6 +256,7 @@ def _target(
     labels: np.ndarray,
     owners: np.ndarray,
     boxes: np.ndarray,
+    ignored: np.ndarray | None,
     size: Sequence[int],
     sample: Sample,
 ) -> Target:
@@ -239,8 +272,11 @@ def _target(
         & alive[owners]
     )
     kept_boxes = boxes[alive]
+    target = {}
+    if ignored is not None:
+        target["ignore"] = torch.as_tensor(ignored[owners[inside]], dtype=torch.bool)
     owners = new_id[owners[inside]]
-    return {
+    return target | {
         "keypoints": torch.as_tensor(keypoints[inside], dtype=torch.float32).reshape(-1, 2),
         "labels": torch.as_tensor(labels[inside], dtype=torch.int64),
         "sizes": torch.as_tensor(

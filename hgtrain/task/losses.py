@@ -49,6 +49,7 @@ def focal_loss(
     alpha: float = 2.0,
     beta: float = 4.0,
     normalization: str = "all",
+    ignore: Tensor | None = None,
 ) -> Tensor:
     """CornerNet's penalty-reduced focal loss, summed and divided by max(#positives, 1).
 
@@ -57,6 +58,8 @@ def focal_loss(
     ``normalization="all"`` divides the whole sum by all positives; ``"per_class"`` divides each
     class's (channel's) sum by that class's positives and adds the classes, as CornerNet adds its
     top-left and bottom-right heatmap losses, each normalised by its own positives.
+    ``ignore`` (bool, like the target) zeroes the loss of its cells, which still count as positives
+    where they are (CornerNet-Saccade's ``_focal_loss_mask``).
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"unknown normalization {normalization!r}; use one of {NORMALIZATIONS}")
@@ -73,6 +76,8 @@ def focal_loss(
         positive_loss = not_p.pow(alpha) * -log_p
         negative_loss = (1 - y).pow(beta) * p.pow(alpha) * -log_not_p
         loss = torch.where(positive, positive_loss, negative_loss)
+        if ignore is not None:
+            loss = loss.masked_fill(ignore, 0.0)
         if normalization == "per_class":
             per_class = (0, *range(2, loss.dim()))
             return (loss.sum(per_class) / positive.sum(per_class).clamp(min=1)).sum()
@@ -184,7 +189,12 @@ class HeatmapLoss(nn.Module):
         focal, offset, merg = [], [], []
         for s in range(stacks):
             focal.append(
-                focal_loss(outputs.heatmaps[s], targets.heatmap, normalization=self.normalization)
+                focal_loss(
+                    outputs.heatmaps[s],
+                    targets.heatmap,
+                    normalization=self.normalization,
+                    ignore=targets.ignore,
+                )
             )
             offset.append(
                 offset_loss(outputs.offsets[s], targets, self.offset_kind, self.normalization)

@@ -43,6 +43,8 @@ class KeypointTargets(NamedTuple):
     mask: bool [B, K], True for the slots that hold a keypoint.
     labels: int64 [B, K], the class of each slot's keypoint (0 where unused); ``None`` when the
         targets were made without classes (the loss then cannot normalise per class).
+    ignore: bool [B, C, h, w], True where the focal loss does not penalise: the Gaussians of
+        keypoints whose object is ignored (``ignore`` in the image's target); ``None``: nowhere.
     """
 
     heatmap: Tensor
@@ -50,6 +52,7 @@ class KeypointTargets(NamedTuple):
     offsets: Tensor
     mask: Tensor
     labels: Tensor | None = None
+    ignore: Tensor | None = None
 
 
 def gaussian_radius(height: Number, width: Number, min_overlap: float) -> Number:
@@ -111,8 +114,16 @@ def encode_targets(
 
     Keypoints outside the closed image rectangle [0, W] x [0, H] are dropped. A keypoint on the far
     border (x == W) goes to the last cell with offset 1.0, so decoding still returns x == W. Two
-    keypoints in one cell share one heatmap peak but keep one offset slot each.
+    keypoints in one cell share one heatmap peak but keep one offset slot each. Keypoints flagged
+    in a target's optional ``ignore`` [N] are no targets: their Gaussians (same radius rule) form
+    the ``ignore`` map instead, as CornerNet-Saccade's valid masks.
     """
+    targets, ignored = _split_ignored(targets)
+    ignore = None
+    if ignored is not None:
+        points = _KeypointBatch.gather(ignored, num_classes, input_size, output_size)
+        drawn = _draw_heatmap(points, num_classes, output_size, gaussian_iou, sigma, min_radius)
+        ignore = drawn > 0
     points = _KeypointBatch.gather(targets, num_classes, input_size, output_size)
     if points.counts_max > max_keypoints:
         raise ValueError(
@@ -131,7 +142,29 @@ def encode_targets(
     offsets.index_put_(slot_index, points.offsets * keep.unsqueeze(1))
     mask.index_put_(slot_index, keep)
     labels.index_put_(slot_index, torch.where(keep, points.labels, 0))
-    return KeypointTargets(heatmap, indices, offsets, mask, labels)
+    return KeypointTargets(heatmap, indices, offsets, mask, labels, ignore)
+
+
+PER_KEYPOINT = ("keypoints", "labels", "sizes", "object_ids")
+"""Target entries with one row per keypoint, split by ``ignore``."""
+
+
+def _split_ignored(
+    targets: Sequence[dict[str, Tensor]],
+) -> tuple[Sequence[dict[str, Tensor]], list[dict[str, Tensor]] | None]:
+    """The targets without their ignored keypoints, and the ignored ones (``None`` when no target
+    has ``ignore``; no device sync then)."""
+    if not any("ignore" in t for t in targets):
+        return targets, None
+    kept, ignored = [], []
+    for target in targets:
+        flags = target.get("ignore")
+        if flags is None:
+            flags = torch.zeros(target["keypoints"].shape[0], dtype=torch.bool)
+        flags = flags.to(target["keypoints"].device)
+        kept.append({k: v[~flags] if k in PER_KEYPOINT else v for k, v in target.items()})
+        ignored.append({k: v[flags] if k in PER_KEYPOINT else v for k, v in target.items()})
+    return kept, ignored
 
 
 def saccade_attention_ranges(input_size: tuple[int, int]) -> tuple[tuple[float, float], ...]:

@@ -6,7 +6,7 @@ import torch
 from hgtrain.data.datamodule import KeypointDataModule
 from hgtrain.data.render import SceneConfig
 from hgtrain.data.sample import CLASS_NAMES
-from hgtrain.data.transforms import RandomWindowCrop
+from hgtrain.data.transforms import IgnoreRule, RandomWindowCrop
 
 
 def small_module(root, **kwargs) -> KeypointDataModule:
@@ -118,3 +118,12 @@ def test_crop_scales_put_the_original_crop_in_the_training_pipeline(tmp_path):
     module = small_module(tmp_path, crop_scales=[0.6, 1.3])
     crops = [t for t in module.train_pipeline.transforms if isinstance(t, RandomWindowCrop)]
     assert [c.scales for c in crops] == [(0.6, 1.3)]
+
+
+def test_an_ignore_rule_applies_to_training_only(tmp_path):
+    module = small_module(tmp_path, min_object_size=16.0, min_visible=0.5)
+    train = module.make_train_dataset()
+    assert train.transform.ignore == IgnoreRule(16.0, 0.5)
+    _, target = train[0]
+    assert target["ignore"].shape == target["labels"].shape
+    assert small_module(tmp_path).make_train_dataset().transform.ignore is None

@@ -6,6 +6,7 @@ from torchvision.transforms import v2
 from hgtrain.data.sample import CLASS_NAMES, Sample
 from hgtrain.data.transforms import (
     HorizontalFlip,
+    IgnoreRule,
     KeypointTransform,
     RandomScaleCrop,
     RandomWindowCrop,
@@ -161,3 +162,35 @@ def test_the_crop_centre_keeps_the_original_border():
 def test_crop_scales_must_be_positive():
     with pytest.raises(ValueError, match="scales"):
         RandomWindowCrop(32, scales=[0.5, 0.0])
+
+
+# CornerNet-Saccade's valid masks (core/sample/cornernet_saccade.py): objects under min_scale = 16
+# px, or with at most half of their box left after the crop (bbox_overlaps > 0.5), are ignored.
+
+
+def test_objects_under_the_minimum_size_are_ignored():
+    _, target = run_with(v2.Identity(), IgnoreRule(min_size=15.0))
+    # the box is 20.5 px wide, the triangle's box 14.5 px
+    assert target["ignore"][target["labels"] != CORNER].tolist() == [False, False]
+    assert target["ignore"][target["labels"] == CORNER].tolist() == [True, True, True]
+
+
+def test_objects_mostly_cut_off_by_the_crop_are_ignored():
+    shifted = scene()
+    shifted.keypoints[:2, 0] += 25
+    shifted.boxes[0, [0, 2]] += 25  # the box spans x 35.25-55.75: 4.75 of 20.5 px stay in a 40 crop
+    crop = RandomScaleCrop(40, scale=(1.5, 1.5), random_offset=False)
+    _, target = run_with(crop, IgnoreRule(min_visible=0.5), shifted)
+    assert target["labels"].tolist() == [TOP_LEFT] and target["ignore"].tolist() == [True]
+    _, kept = run_with(crop, IgnoreRule(min_visible=0.2), shifted)
+    assert kept["ignore"].tolist() == [False]
+
+
+def test_without_a_rule_targets_have_no_ignore_entry():
+    _, target = run(v2.Identity())
+    assert "ignore" not in target
+
+
+def run_with(pipeline, rule, sample=None):
+    transform = KeypointTransform(pipeline, CLASS_NAMES, rule)
+    return transform(sample or scene(), np.random.default_rng(0))

@@ -265,3 +265,33 @@ def test_per_class_offsets_are_read_at_each_keypoints_own_class():
     assert offset_loss(pred, targets).item() == 0.0
     pred.view(1, 2, 2, 16)[0, 1, 0, 5] = 1.75  # class 1's x off by 1: smooth L1 0.5, over 2
     assert offset_loss(pred, targets).item() == pytest.approx(0.25)
+
+
+def test_ignored_cells_cost_nothing_but_positives_still_count():
+    # The example above with class 0's y = 0.5 negative ignored: (0.25 + 0.25 + 0.25) ln 2 / 1.
+    target = torch.tensor([[[[1.0, 0.0, 0.5, 0.0]], [[1.0, 1.0, 0.0, 0.0]]]])
+    ignore = torch.zeros_like(target, dtype=torch.bool)
+    ignore[0, 0, 0, 2] = True
+    ignore[0, 1, 0, 0] = True  # an ignored positive: no loss, still one of the 2 positives
+    logits = torch.zeros_like(target)
+    loss = focal_loss(logits, target, normalization="per_class", ignore=ignore)
+    assert loss.item() == pytest.approx(0.75 * LN2 + 0.75 * LN2 / 2, rel=1e-6)
+
+
+def test_ignored_keypoints_become_ignore_regions_not_targets():
+    keypoints = torch.tensor([[10.0, 10.0], [40.0, 40.0]])
+    target = {
+        "keypoints": keypoints,
+        "labels": torch.tensor([0, 1]),
+        "sizes": torch.full((2, 2), 16.0),
+        "ignore": torch.tensor([False, True]),
+    }
+    encoded = encode_targets([target], 2, (64, 64), (16, 16), sigma=1.0)
+    assert encoded.heatmap[0, 0, 2, 2] == 1 and encoded.heatmap[0, 1].max() == 0
+    assert encoded.mask.sum() == 1 and encoded.labels[0, 0] == 0
+    assert encoded.ignore[0, 1, 10, 10] and encoded.ignore[0, 1, 9:12, 9:12].all()
+    assert not encoded.ignore[0, 0].any()
+    without = encode_targets(
+        [{k: v for k, v in target.items() if k != "ignore"}], 2, (64, 64), (16, 16), sigma=1.0
+    )
+    assert without.ignore is None and without.mask.sum() == 2
