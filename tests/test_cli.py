@@ -20,6 +20,7 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from hgtrain.cli import main
+from hgtrain.data.transforms import ObjectCrop
 from hgtrain.lightning_cli import build_cli, claim_version_directory, find_config
 from hgtrain.models import HourglassConfig
 
@@ -401,6 +402,8 @@ def test_the_original_configs_use_the_original_loss_and_crop_rules(capsys):
     assert saccade.hparams.merg_targets == "attention"
     data = build_cli(["--config", "saccade.yaml", "--config", "cpu.yaml"], run=False).datamodule
     assert (data.ignore.min_size, data.ignore.min_visible) == (16, 0.5)
+    (crop,) = [t for t in data.train_pipeline.transforms if isinstance(t, ObjectCrop)]
+    assert crop.scales == pytest.approx([0.5 + 0.1 * i for i in range(6)])
     assert saccade.hparams.merg_weight == pytest.approx(1 / saccade.backbone.config.stacks)
 
 

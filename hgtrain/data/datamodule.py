@@ -23,6 +23,7 @@ from hgtrain.data.synthetic import SyntheticKeypoints
 from hgtrain.data.transforms import (
     HorizontalFlip,
     IgnoreRule,
+    ObjectCrop,
     RandomScaleCrop,
     RandomWindowCrop,
     ResizePad,
@@ -71,6 +72,9 @@ class KeypointDataModule(L.LightningDataModule):
             ``[0.6, 0.7, ..., 1.3]``.
         crop_border: smallest distance (px) of that window's centre from the image border (128 in
             the original; halved until it fits small images).
+        crop_around_objects: CornerNet-Saccade's crop instead (:class:`ObjectCrop`): mostly
+            around a random object rescaled into its size band, else the image scaled by one of
+            ``crop_scales`` (the original's: ``[0.5, 0.6, ..., 1.0]``).
         min_object_size, min_visible: training does not penalise objects whose longest side in
             the image is under ``min_object_size`` px, or of which at most ``min_visible`` of the
             box is left in the image after augmentation: their keypoints become ignore regions of
@@ -102,6 +106,7 @@ class KeypointDataModule(L.LightningDataModule):
         scale: tuple[float, float] = (1.0, 1.0),
         crop_scales: Sequence[float] | None = None,
         crop_border: int = 128,
+        crop_around_objects: bool = False,
         min_object_size: float = 0.0,
         min_visible: float = 0.0,
         batch_size: int = 16,
@@ -152,6 +157,13 @@ class KeypointDataModule(L.LightningDataModule):
                 "must be [1, 1] when crop_scales is given (one scale augmentation at a time)",
             )
         check(crop_border >= 0, "data", "crop_border", crop_border, "must be >= 0")
+        check(
+            not crop_around_objects or crop_scales is not None,
+            "data",
+            "crop_around_objects",
+            crop_around_objects,
+            "needs crop_scales (the scales when no object is the reference)",
+        )
         check(min_object_size >= 0, "data", "min_object_size", min_object_size, "must be >= 0")
         check(0 <= min_visible < 1, "data", "min_visible", min_visible, "must be in [0, 1)")
         self.save_hyperparameters()
@@ -166,7 +178,13 @@ class KeypointDataModule(L.LightningDataModule):
         self.test_size = test_size
         self.test_sets = tuple(test_sets)
         self.train_pipeline = self._train_pipeline(
-            hflip, vflip, tuple(scale), crop_scales, crop_border, train_dir is not None
+            hflip,
+            vflip,
+            tuple(scale),
+            crop_scales,
+            crop_border,
+            crop_around_objects,
+            train_dir is not None,
         )
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -215,10 +233,13 @@ class KeypointDataModule(L.LightningDataModule):
         scale: tuple[float, float],
         crop_scales: Sequence[float] | None,
         crop_border: int,
+        crop_around_objects: bool,
         own_data: bool,
     ) -> v2.Transform:
         steps: list[v2.Transform] = []
-        if crop_scales is not None:
+        if crop_around_objects:
+            steps.append(ObjectCrop(self.image_size, crop_scales))
+        elif crop_scales is not None:
             steps.append(RandomWindowCrop(self.image_size, crop_scales, crop_border))
         elif own_data or scale != (1.0, 1.0):
             steps.append(RandomScaleCrop(self.image_size, scale))

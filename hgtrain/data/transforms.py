@@ -37,6 +37,7 @@ __all__ = [
     "HorizontalFlip",
     "IgnoreRule",
     "KeypointTransform",
+    "ObjectCrop",
     "RandomScaleCrop",
     "RandomWindowCrop",
     "ResizePad",
@@ -136,6 +137,87 @@ class RandomWindowCrop(v2.Transform):
         window = params["window"]
         inpt = self._call_kernel(F.crop, inpt, params["top"], params["left"], window, window)
         return self._call_kernel(F.resize, inpt, [self.size, self.size], antialias=True)
+
+
+class ObjectCrop(v2.Transform):
+    """CornerNet-Saccade's crop (CornerNet-Lite ``core/sample/cornernet_saccade.py``,
+    ``ref_scale`` and ``crop_image_dets``): with probability ``reference_probability`` a random
+    object is rescaled so that its longest side lands in the size band it is in (16-32, 32-96 or
+    96-254 px at 255 px input, scaled to ``size``), otherwise the image by a scale drawn from
+    ``scales``; then a ``size`` x ``size`` window is cut (zero-padded) that holds the object, or,
+    with probability ``centred_probability``, centres on it within 15 px."""
+
+    BANDS = ((96, 96, 255), (32, 32, 97), (0, 16, 33))
+    """(longest side above, new side from, new side below) in px at 255 px input, largest first."""
+
+    def __init__(
+        self,
+        size: int,
+        scales: Sequence[float],
+        reference_probability: float = 0.7,
+        centred_probability: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if not scales or min(scales) <= 0:
+            raise ValueError(f"scales must be one or more values > 0, got {list(scales)}")
+        self.size = size
+        self.scales = tuple(scales)
+        self.reference_probability = reference_probability
+        self.centred_probability = centred_probability
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        height, width = v2.query_size(flat_inputs)
+        boxes = next(
+            (i for i in flat_inputs if isinstance(i, tv_tensors.BoundingBoxes)),
+            torch.empty(0, 4),
+        ).as_subclass(torch.Tensor)
+        boxes = boxes.clamp(min=0).minimum(torch.tensor([width, height, width, height]))
+        boxes = boxes[((boxes[:, 2:] - boxes[:, :2]) > 0).all(dim=1)]
+        reference = None
+        if len(boxes) and float(torch.rand(())) < self.reference_probability:
+            reference = boxes[int(torch.randint(len(boxes), ()))]
+            scale = self._reference_scale(float((reference[2:] - reference[:2]).max()))
+            reference = reference * scale
+        else:
+            scale = self.scales[int(torch.randint(len(self.scales), ()))]
+        new_size = [max(1, int(height * scale)), max(1, int(width * scale))]
+        centred = float(torch.rand(())) < self.centred_probability
+        top, left = (
+            self._centre(
+                length, None if reference is None else reference[[axis, axis + 2]], centred
+            )
+            - self.size // 2
+            for axis, length in ((1, new_size[0]), (0, new_size[1]))
+        )
+        return {"resize": new_size, "top": top, "left": left}
+
+    def _reference_scale(self, longest: float) -> float:
+        factor = self.size / 255
+        # the first band the object is above (the last, above 0, takes every object)
+        low, high = next((lo, hi) for above, lo, hi in self.BANDS if longest > above * factor)
+        side = int(torch.randint(int(low * factor), max(int(high * factor), 2), ()))
+        return max(side, 1) / longest
+
+    def _centre(self, length: int, extent: torch.Tensor | None, centred: bool) -> int:
+        """The window's centre along one axis, as ``crop_image_dets``."""
+        if length <= self.size:
+            return length // 2
+        if extent is None or not centred:
+            low = max(int(extent[1]) - self.size, 0) if extent is not None else 0
+            high = (
+                min(length - self.size, int(extent[0]))
+                if extent is not None
+                else length - self.size
+            )
+            return int(torch.randint(low, max(low, high) + 1, ())) + self.size // 2
+        middle = int(extent.sum()) // 2
+        low = max(middle - int(torch.randint(0, 15, ())), 0)
+        high = min(middle + int(torch.randint(0, 15, ())), length - 1)
+        return int(torch.randint(low, high + 1, ()))
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        inpt = self._call_kernel(F.resize, inpt, params["resize"], antialias=True)
+        return self._call_kernel(F.crop, inpt, params["top"], params["left"], self.size, self.size)
 
 
 class ResizePad(RandomScaleCrop):

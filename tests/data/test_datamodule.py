@@ -127,3 +127,8 @@ def test_an_ignore_rule_applies_to_training_only(tmp_path):
     _, target = train[0]
     assert target["ignore"].shape == target["labels"].shape
     assert small_module(tmp_path).make_train_dataset().transform.ignore is None
+
+
+def test_object_crops_need_their_fallback_scales(tmp_path):
+    with pytest.raises(ValueError, match=r"data\.crop_around_objects=True: needs crop_scales"):
+        small_module(tmp_path, crop_around_objects=True)

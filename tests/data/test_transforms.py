@@ -8,6 +8,7 @@ from hgtrain.data.transforms import (
     HorizontalFlip,
     IgnoreRule,
     KeypointTransform,
+    ObjectCrop,
     RandomScaleCrop,
     RandomWindowCrop,
     ResizePad,
@@ -194,3 +195,48 @@ def test_without_a_rule_targets_have_no_ignore_entry():
 def run_with(pipeline, rule, sample=None):
     transform = KeypointTransform(pipeline, CLASS_NAMES, rule)
     return transform(sample or scene(), np.random.default_rng(0))
+
+
+# CornerNet-Saccade's crop (core/sample/cornernet_saccade.py, ref_scale and crop_image_dets).
+
+
+def one_box(side: int = 300) -> Sample:
+    """A 40 x 30 px box at (100, 120) in a side x side image."""
+    box = np.array([(100.0, 120.0, 140.0, 150.0)], np.float32)
+    return Sample(
+        image=np.zeros((3, side, side), np.uint8),
+        keypoints=box.reshape(2, 2),
+        labels=np.array([TOP_LEFT, BOTTOM_RIGHT]),
+        object_ids=np.array([0, 0]),
+        boxes=box,
+        kinds=["box"],
+        image_id=0,
+    )
+
+
+def test_an_object_crop_rescales_the_object_into_its_size_band_and_keeps_it_whole():
+    # 40 px is in the 32-96 band at 255 px: the new longest side is drawn from 32 ... 96.
+    crop = ObjectCrop(255, scales=[1.0], reference_probability=1.0, centred_probability=0.0)
+    sides = []
+    for seed in range(20):
+        image, target = run(crop, one_box(), seed=seed)
+        assert image.shape == (3, 255, 255)
+        top_left, bottom_right = points_of(target, TOP_LEFT), points_of(target, BOTTOM_RIGHT)
+        assert len(top_left) == len(bottom_right) == 1  # the window holds the object
+        sides.append(float((bottom_right - top_left).max()))
+    assert min(sides) >= 31.5 and max(sides) <= 97.0 and max(sides) - min(sides) > 5
+
+
+def test_a_centred_object_crop_puts_the_object_near_the_middle():
+    crop = ObjectCrop(255, scales=[1.0], reference_probability=1.0, centred_probability=1.0)
+    for seed in range(10):
+        _, target = run(crop, one_box(600), seed=seed)
+        centre = target["boxes"][0].view(2, 2).mean(dim=0)
+        assert (centre - 127).abs().max() <= 16
+
+
+def test_without_a_reference_the_image_is_scaled_by_one_of_the_scales():
+    crop = ObjectCrop(255, scales=[0.5], reference_probability=0.0)
+    _, target = run(crop, one_box(), seed=0)
+    top_left, bottom_right = points_of(target, TOP_LEFT), points_of(target, BOTTOM_RIGHT)
+    torch.testing.assert_close(bottom_right - top_left, torch.tensor([[20.0, 15.0]]))
