@@ -104,6 +104,18 @@ class RandomScaleCrop(v2.Transform):
         return self._call_kernel(F.crop, inpt, params["top"], params["left"], self.size, self.size)
 
 
+def checked_scales(scales: Sequence[float]) -> tuple[float, ...]:
+    """The discrete scales of a crop, which must be one or more values > 0."""
+    if not scales or min(scales) <= 0:
+        raise ValueError(f"scales must be one or more values > 0, got {list(scales)}")
+    return tuple(scales)
+
+
+def draw_scale(scales: Sequence[float]) -> float:
+    """One of ``scales``, uniformly, from torch's generator (seeded per sample)."""
+    return scales[int(torch.randint(len(scales), ()))]
+
+
 class RandomWindowCrop(v2.Transform):
     """CornerNet's random crop (CornerNet-Lite ``core/sample/utils.py``, ``random_crop``): a square
     window of side ``int(size * s)``, s drawn from ``scales``, centred at a random point at least
@@ -113,15 +125,13 @@ class RandomWindowCrop(v2.Transform):
 
     def __init__(self, size: int, scales: Sequence[float], border: int = 128) -> None:
         super().__init__()
-        if not scales or min(scales) <= 0:
-            raise ValueError(f"scales must be one or more values > 0, got {list(scales)}")
         self.size = size
-        self.scales = tuple(scales)
+        self.scales = checked_scales(scales)
         self.border = border
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         height, width = v2.query_size(flat_inputs)
-        scale = self.scales[int(torch.randint(len(self.scales), ()))]
+        scale = draw_scale(self.scales)
         window = int(self.size * scale)
         centre_x = self._centre(width)
         centre_y = self._centre(height)
@@ -158,10 +168,8 @@ class ObjectCrop(v2.Transform):
         centred_probability: float = 0.5,
     ) -> None:
         super().__init__()
-        if not scales or min(scales) <= 0:
-            raise ValueError(f"scales must be one or more values > 0, got {list(scales)}")
         self.size = size
-        self.scales = tuple(scales)
+        self.scales = checked_scales(scales)
         self.reference_probability = reference_probability
         self.centred_probability = centred_probability
 
@@ -179,7 +187,7 @@ class ObjectCrop(v2.Transform):
             scale = self._reference_scale(float((reference[2:] - reference[:2]).max()))
             reference = reference * scale
         else:
-            scale = self.scales[int(torch.randint(len(self.scales), ()))]
+            scale = draw_scale(self.scales)
         new_size = [max(1, int(height * scale)), max(1, int(width * scale))]
         centred = float(torch.rand(())) < self.centred_probability
         top, left = (
