@@ -1,8 +1,10 @@
-"""The LightningModule: hourglass backbone + keypoint heads, trained with the focal loss.
+"""The LightningModule: trains a :class:`~hgtrain.models.network.KeypointNet` with the focal loss.
 
-Data flows one way: uint8 images and keypoint dicts from the DataModule -> targets encoded on the
-device -> backbone and heads -> loss (training) or decoded keypoints (evaluation) -> point-AP
-metrics -> the logger. The Trainer holds the engineering; the config holds the choices.
+The network (normalisation, hourglass backbone, keypoint heads, decoding) is a plain ``nn.Module``
+held as ``self.model``; this module adds what training needs. Data flows one way: uint8 images
+and keypoint dicts from the DataModule -> targets encoded on the device -> the network -> loss
+(training) or decoded keypoints (evaluation) -> point-AP metrics -> the logger. The Trainer holds
+the engineering; the config holds the choices.
 """
 
 from __future__ import annotations
@@ -12,34 +14,27 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-from lightning.fabric.utilities.throughput import measure_flops
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from hgtrain.errors import ConfigError, check
 from hgtrain.hparams import make_hparams_plain
 from hgtrain.models.backbone import HourglassBackbone, HourglassConfig
+from hgtrain.models.flops import training_flops
 from hgtrain.models.heads import HeadOutput, KeypointHeads
-from hgtrain.models.registry import build_backbone, get_config
-from hgtrain.pretrained import load_backbone_weights
-from hgtrain.task.decode import decode_keypoints
+from hgtrain.models.network import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    KeypointNet,
+    KeypointNetConfig,
+    resolve_backbone_config,
+)
+from hgtrain.pretrained import load_backbone_weights, upgrade_state_keys
 from hgtrain.task.losses import HeatmapLoss, LossOutput
 from hgtrain.task.metrics import PointAP
 from hgtrain.task.targets import KeypointTargets, encode_merg_targets, encode_targets
 
 Batch = tuple[Tensor, list[dict[str, Tensor]]]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def resolve_backbone_config(backbone: str | HourglassConfig | Mapping[str, Any]) -> HourglassConfig:
-    """A config from a registered name, a config, or its plain-dict form (as stored in checkpoints)."""
-    if isinstance(backbone, HourglassConfig):
-        return backbone
-    if isinstance(backbone, Mapping):
-        return HourglassConfig(**backbone)
-    return get_config(backbone)
 
 
 def checked_backbone_config(
@@ -176,8 +171,9 @@ class HourglassKeypointModule(L.LightningModule):
             self.hparams["backbone"] = config.to_dict()
         check_arguments(self.hparams)
         self.input_size = input_size
-        self.backbone: HourglassBackbone = build_backbone(config)
-        self.backbone.checkpoint_stacks = checkpoint_stacks
+        self.model = KeypointNet(
+            KeypointNetConfig.from_hparams({**self.hparams, "backbone": config})
+        )
         pretrained = None
         if backbone_weights is not None:
             stored = load_backbone_weights(self.backbone, backbone_weights, pixel_mean, pixel_std)
@@ -185,20 +181,14 @@ class HourglassKeypointModule(L.LightningModule):
         normalization = pretrained or {"pixel_mean": IMAGENET_MEAN, "pixel_std": IMAGENET_STD}
         pixel_mean = normalization["pixel_mean"] if pixel_mean is None else pixel_mean
         pixel_std = normalization["pixel_std"] if pixel_std is None else pixel_std
+        self.model.set_normalization(pixel_mean, pixel_std)
         self.hparams["pixel_mean"], self.hparams["pixel_std"] = pixel_mean, pixel_std
         make_hparams_plain(self)
+        self.model.backbone.checkpoint_stacks = checkpoint_stacks
         self.freeze_backbone = freeze_backbone
         if freeze_backbone:
             self.backbone.requires_grad_(False)
             self.backbone.eval()
-        head_options = {
-            "head_dim": head_dim,
-            "corner_pool": corner_pool,
-            "class_names": self.hparams.class_names,
-        }
-        if head_kernel is not None:
-            head_options["head_kernel"] = head_kernel
-        self.heads = KeypointHeads.for_backbone(self.backbone, num_classes, **head_options)
         self.loss = HeatmapLoss(
             focal_weight=focal_weight,
             offset_weight=offset_weight,
@@ -206,17 +196,21 @@ class HourglassKeypointModule(L.LightningModule):
             merg_weight=merg_weight,
             normalization=loss_normalization,
         )
-        self.register_buffer(
-            "pixel_mean", torch.tensor(pixel_mean).view(1, 3, 1, 1), persistent=False
-        )
-        self.register_buffer(
-            "pixel_std", torch.tensor(pixel_std).view(1, 3, 1, 1), persistent=False
-        )
         self.val_metric = self.make_metric()
         self.test_metrics = nn.ModuleList()
         self.test_set_names: list[str] = []
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
+
+    @property
+    def backbone(self) -> HourglassBackbone:
+        """The network's backbone (the attribute Lightning's ``BackboneFinetuning`` unfreezes)."""
+        return self.model.backbone
+
+    @property
+    def heads(self) -> KeypointHeads:
+        """The network's keypoint heads."""
+        return self.model.heads
 
     def train(self, mode: bool = True) -> HourglassKeypointModule:
         """Switch modes as usual, but keep a frozen backbone in eval mode."""
@@ -229,18 +223,11 @@ class HourglassKeypointModule(L.LightningModule):
         """Count the FLOPs of a training batch, for the throughput logged by ``ThroughputMonitor``."""
         batch_size = getattr(self.trainer.datamodule, "batch_size", None)
         if stage == "fit" and batch_size is not None:
-            self.flops_per_batch = self.training_flops(batch_size)
+            self.flops_per_batch = training_flops(self.model.config, batch_size)
 
-    def training_flops(self, batch_size: int) -> int:
-        """FLOPs of the forward and backward pass of one batch, counted on the meta device."""
-        with torch.device("meta"):
-            arguments = {k: v for k, v in self.hparams.items() if not k.startswith("_")}
-            arguments["checkpoint_stacks"] = False  # count the model's FLOPs, not the recomputation
-            model = HourglassKeypointModule(**arguments)
-            images = torch.empty(batch_size, 3, self.input_size, self.input_size)
-        return measure_flops(
-            model, lambda: model(images), lambda out: sum(h.sum() for h in out.heatmaps)
-        )
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Read checkpoints written before the network moved under ``model.`` (``backbone.*``)."""
+        checkpoint["state_dict"] = upgrade_state_keys(checkpoint["state_dict"])
 
     def make_metric(self) -> PointAP:
         """A point-AP metric for one evaluation set."""
@@ -254,15 +241,9 @@ class HourglassKeypointModule(L.LightningModule):
         """Side of the heatmaps for the training input size."""
         return self.backbone.config.output_size(self.input_size)
 
-    def normalize(self, images: Tensor) -> Tensor:
-        """uint8 (or [0, 1] float) RGB images -> the normalised float input of the backbone."""
-        if images.dtype == torch.uint8:
-            images = images.float().div_(255)
-        return (images - self.pixel_mean) / self.pixel_std
-
     def forward(self, images: Tensor) -> HeadOutput:
-        """Head outputs (logits) of every stack for a batch of images."""
-        return self.heads(self.backbone(self.normalize(images)))
+        """Head outputs (logits) of every stack for a batch of uint8 or [0, 1] RGB images."""
+        return self.model(images)
 
     def encode(
         self, targets: list[dict[str, Tensor]], image_size: tuple[int, int], outputs: HeadOutput
@@ -300,13 +281,7 @@ class HourglassKeypointModule(L.LightningModule):
 
     def decode(self, outputs: HeadOutput, image_size: tuple[int, int]) -> list[dict[str, Tensor]]:
         """Keypoints in input pixels from the last stack's heads."""
-        return decode_keypoints(
-            outputs.heatmaps[-1],
-            outputs.offsets[-1],
-            image_size,
-            top_k=self.hparams.top_k,
-            score_threshold=self.hparams.score_threshold,
-        )
+        return self.model.decode(outputs, image_size)
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         _, losses, _ = self.shared_step(batch)
@@ -365,8 +340,7 @@ class HourglassKeypointModule(L.LightningModule):
     def predict_step(self, batch: Batch | Tensor, batch_idx: int) -> list[dict[str, Tensor]]:
         """Decoded keypoints (``keypoints`` [k, 2] input pixels, ``scores``, ``labels``) per image."""
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
-        outputs = self.heads(self.backbone(self.normalize(images)), last_stack_only=True)
-        return self.decode(outputs, tuple(images.shape[-2:]))
+        return self.model.predict(images)
 
     def configure_optimizers(self) -> dict[str, Any]:
         params = [p for p in self.parameters() if p.requires_grad]

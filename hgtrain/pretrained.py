@@ -5,7 +5,8 @@ Accepted files (the format is recognised from the content, never from the name):
 - a backbone written by ``hgtrain export`` (``"format": "hgtrain-backbone"``): weights, exact
   architecture, input normalisation and provenance;
 - an hgtrain training checkpoint (Lightning ``.ckpt``): the architecture comes from its
-  hyperparameters, and ``with_heads=True`` gives back the whole trained module;
+  hyperparameters, and ``with_heads=True`` gives back the whole trained network (a
+  :class:`~hgtrain.models.network.KeypointNet`: normalisation, backbone, heads, decoding);
 - an original CornerNet-Lite checkpoint: a ``torch.save``'d state dict with ``module.hg.*`` keys,
   heads included (``CornerNet_Squeeze_500000.pkl`` and its siblings);
 - an ECCV'18 CornerNet checkpoint (``module.kps.*``, ``module.pre.*``, ...);
@@ -24,20 +25,19 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import Any, Literal, overload
 
 import torch
 
 from hgtrain.models.backbone import HourglassBackbone, HourglassConfig
 from hgtrain.models.convert import from_cornernet_lite, infer_config, load_state_exactly
-from hgtrain.models.registry import get_config
-
-if TYPE_CHECKING:
-    from hgtrain.module import HourglassKeypointModule
+from hgtrain.models.network import KeypointNet, KeypointNetConfig, resolve_backbone_config
 
 BACKBONE_FORMAT = "hgtrain-backbone"
 BACKBONE_FORMAT_VERSION = 1
 WRAPPER_PREFIXES = ("module.", "model.")
+NETWORK_PARTS = ("backbone.", "heads.")
+"""Key prefixes of a :class:`KeypointNet`'s state; the training module holds it as ``model.``."""
 STEM_INPUT_WEIGHT = "pre.0.conv.weight"
 ORIGINAL_NORMALIZATION = {  # CornerNet-Lite's BGR images / 255 (core/dbs/coco.py)
     "pixel_mean": [0.40789654, 0.44719302, 0.47026115],
@@ -164,11 +164,6 @@ def check_export(content: Mapping[str, Any], source: str) -> None:
         raise ValueError(f"{source} is a damaged hgtrain backbone export: no {', '.join(missing)}.")
 
 
-def config_from_hparams(backbone: str | Mapping[str, Any]) -> HourglassConfig:
-    """The config that a module's ``backbone`` hyperparameter (a name or plain dict) stands for."""
-    return HourglassConfig(**backbone) if isinstance(backbone, Mapping) else get_config(backbone)
-
-
 def stored_backbone(content: Any, source: str = "checkpoint") -> StoredBackbone:
     """The backbone weights, architecture and normalisation out of any accepted file's content."""
     if is_backbone_export(content):
@@ -183,7 +178,7 @@ def stored_backbone(content: Any, source: str = "checkpoint") -> StoredBackbone:
         normalization = None
         if "pixel_mean" in hparams and "pixel_std" in hparams:
             normalization = {k: list(hparams[k]) for k in ("pixel_mean", "pixel_std")}
-        return StoredBackbone(state, config_from_hparams(hparams["backbone"]), normalization)
+        return StoredBackbone(state, resolve_backbone_config(hparams["backbone"]), normalization)
     if any(key.startswith(("hgs.", "backbone.")) for key in stored_state(content, source)):
         return StoredBackbone(state, infer_config(state), None)
     return StoredBackbone(state, infer_config(state), dict(ORIGINAL_NORMALIZATION), "bgr")
@@ -240,11 +235,14 @@ def load_backbone_weights(
     return stored
 
 
-def training_module(content: Any, source: str) -> HourglassKeypointModule:
-    """The trained ``HourglassKeypointModule`` (backbone and heads) of a training checkpoint."""
-    # Imported here: hgtrain.module imports this file, and a backbone alone needs no Lightning.
-    from hgtrain.module import HourglassKeypointModule
+def upgrade_state_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A training module's state with the network under ``model.``: checkpoints written before
+    the network became a module of its own keep ``backbone.*`` and ``heads.*`` at the top."""
+    return {("model." + k if k.startswith(NETWORK_PARTS) else k): v for k, v in state.items()}
 
+
+def keypoint_net(content: Any, source: str) -> KeypointNet:
+    """The trained :class:`KeypointNet` (normalisation, backbone, heads) of a training checkpoint."""
     if not is_training_checkpoint(content):
         kind = "an exported backbone" if is_backbone_export(content) else "a state dict"
         raise ValueError(
@@ -252,9 +250,13 @@ def training_module(content: Any, source: str) -> HourglassKeypointModule:
             "checkpoint (a Lightning .ckpt with hyper_parameters)."
         )
     hparams = {k: v for k, v in content["hyper_parameters"].items() if not k.startswith("_")}
-    module = HourglassKeypointModule(**hparams)
-    load_state_exactly(module, stored_state(content, source), source)
-    return module
+    try:
+        network = KeypointNet(KeypointNetConfig.from_hparams(hparams))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{source} records a network hgtrain cannot build: {err}") from err
+    state = {k: v for k, v in stored_state(content, source).items() if k.startswith(NETWORK_PARTS)}
+    load_state_exactly(network, state, source)
+    return network
 
 
 def set_mode(model: torch.nn.Module, mode: Mode) -> None:
@@ -279,14 +281,14 @@ def load_backbone(
     with_heads: Literal[True],
     mode: Mode = "train",
     input_order: InputOrder = "as_trained",
-) -> HourglassKeypointModule: ...
+) -> KeypointNet: ...
 def load_backbone(
     path: str | os.PathLike[str],
     *,
     with_heads: bool = False,
     mode: Mode = "train",
     input_order: InputOrder = "as_trained",
-) -> HourglassBackbone | HourglassKeypointModule:
+) -> HourglassBackbone | KeypointNet:
     """Build the backbone that the weights in ``path`` belong to, and load them strictly.
 
     No config is needed: the architecture is the one recorded in the file, or inferred from the keys
@@ -294,8 +296,9 @@ def load_backbone(
 
     Args:
         path: any file listed in this module's docstring.
-        with_heads: return the whole trained ``HourglassKeypointModule`` (backbone and heads) of an
-            hgtrain training checkpoint instead of the backbone alone.
+        with_heads: return the whole trained network of an hgtrain training checkpoint (a
+            :class:`KeypointNet`: normalisation, backbone, heads and decoding; a plain
+            ``nn.Module`` that needs no Lightning) instead of the backbone alone.
         mode: ``"train"``, ``"eval"``, or ``"frozen"`` (eval mode and no gradients; a parent
             module's ``.train()`` puts BatchNorm back in training mode).
         input_order: ``"as_trained"`` keeps the weights as stored; ``"rgb"`` makes BGR-trained
@@ -310,7 +313,7 @@ def load_backbone(
     source = str(path)
     content = read_checkpoint(path)
     if with_heads:
-        model = training_module(content, source)
+        model = keypoint_net(content, source)
     else:
         stored = stored_backbone(content, source)
         if input_order == "rgb":

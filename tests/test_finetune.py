@@ -129,7 +129,7 @@ def test_a_finetuned_checkpoint_restores_without_the_pretrained_file(pretrained,
     assert "backbone_weights" not in restored.hparams
     assert same_state(restored.state_dict(), module.state_dict())
     loaded = load_backbone(tmp_path / "finetuned.ckpt", with_heads=True)
-    assert same_state(loaded.state_dict(), module.state_dict())
+    assert same_state(loaded.state_dict(), module.model.state_dict())
 
 
 def test_the_finetune_config_builds_a_frozen_module_from_the_pretrained_backbone(

@@ -2,12 +2,15 @@
 problem. (Original CornerNet-Lite files: tests/models/test_convert.py; exports: test_export.py.)"""
 
 import dataclasses
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from hgtrain import build_backbone, load_backbone
 from hgtrain.models.convert import to_cornernet_lite
+from hgtrain.models.network import KeypointNet
 from hgtrain.module import HourglassKeypointModule
 from hgtrain.pretrained import input_normalization, load_backbone_weights
 
@@ -37,16 +40,42 @@ def test_a_training_checkpoint_gives_its_backbone_in_the_recorded_architecture(t
     assert_same_state(backbone, module.backbone.state_dict())
 
 
-def test_with_heads_gives_the_trained_module_with_identical_outputs(trained):
-    path, module = trained
-    loaded = load_backbone(path, with_heads=True, mode="eval")
-    assert isinstance(loaded, HourglassKeypointModule)
-    assert_same_state(loaded, module.state_dict())
+def assert_same_outputs(expected: HourglassKeypointModule, got: torch.nn.Module) -> None:
     images, _ = keypoint_batch()
     with torch.no_grad():
-        expected, got = module(images), loaded(images)
-    assert all(torch.equal(a, b) for a, b in zip(expected.heatmaps, got.heatmaps, strict=True))
-    assert all(torch.equal(a, b) for a, b in zip(expected.offsets, got.offsets, strict=True))
+        want, have = expected(images), got(images)
+    assert all(torch.equal(a, b) for a, b in zip(want.heatmaps, have.heatmaps, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(want.offsets, have.offsets, strict=True))
+
+
+def test_with_heads_gives_the_trained_network_with_identical_outputs(trained):
+    path, module = trained
+    loaded = load_backbone(path, with_heads=True, mode="eval")
+    assert isinstance(loaded, KeypointNet)
+    assert_same_state(loaded, module.model.state_dict())
+    assert loaded.config == module.model.config
+    assert_same_outputs(module, loaded)
+
+
+def test_a_checkpoint_of_the_layout_before_the_network_module_still_loads(trained, tmp_path):
+    path, module = trained
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["state_dict"] = {
+        k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()
+    }
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    assert_same_outputs(module, load_backbone(tmp_path / "old.ckpt", with_heads=True, mode="eval"))
+    restored = HourglassKeypointModule.load_from_checkpoint(tmp_path / "old.ckpt").eval()
+    assert_same_outputs(module, restored)
+
+
+def test_the_network_loads_without_lightning(trained):
+    script = (
+        "import sys, hgtrain; "
+        f"hgtrain.load_backbone({str(trained[0])!r}, with_heads=True); "
+        "assert 'lightning' not in sys.modules, 'lightning was imported'"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
 
 
 def test_with_heads_needs_a_training_checkpoint(tmp_path):
@@ -184,7 +213,7 @@ def test_fine_tuning_from_original_weights_needs_no_hand_edits(original_file):
     rgb = load_backbone(original_file, input_order="rgb")
     assert_same_state(module.backbone, rgb.state_dict())
     assert module.hparams.pixel_mean == pytest.approx([0.47026115, 0.44719302, 0.40789654])
-    assert module.pixel_std.flatten().tolist() == pytest.approx(
+    assert module.model.pixel_std.flatten().tolist() == pytest.approx(
         [0.27809835, 0.27408164, 0.28863828]
     )
 
