@@ -30,6 +30,7 @@ from hgtrain import __version__
 from hgtrain.data.datamodule import KeypointDataModule
 from hgtrain.errors import ConfigError
 from hgtrain.module import HourglassKeypointModule
+from hgtrain.prediction_writer import PredictionWriter
 
 MONITOR = "val/map"
 LIGHTNING_CKPT_PATHS = ("last", "best", "hpc", "registry")
@@ -182,6 +183,14 @@ class HgtrainCLI(LightningCLI):
             "the DataModule's test sets.",
         )
 
+    def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> Any:
+        """Lightning's subcommand parser; ``predict`` also gets the ``--prediction.*`` options of
+        the :class:`PredictionWriter` that writes its results."""
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand == "predict":
+            parser.add_lightning_class_args(PredictionWriter, "prediction")
+        return parser
+
     def parse_arguments(self, parser: Any, args: list[str] | None) -> None:
         """Parse once; with ``--ckpt_path``, parse again on top of the checkpoint's arguments
         (``--print_config`` waits for that second parse, so that it shows what will run)."""
@@ -197,6 +206,8 @@ class HgtrainCLI(LightningCLI):
         if stored or first != given:
             self.config = parser.parse_args(given)
         self.check_accelerator()
+        if self.config.get("subcommand") == "predict" and not self.config.predict.get("ckpt_path"):
+            self.parser.error("predict needs --ckpt_path: the checkpoint whose network predicts")
 
     def check_accelerator(self) -> None:
         """A GPU config on a machine without a GPU ends in one line that names the CPU preset."""

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from hgtrain.errors import ConfigError, check
 from hgtrain.hparams import make_hparams_plain
 from hgtrain.models.backbone import HourglassBackbone, HourglassConfig
-from hgtrain.models.flops import training_flops
+from hgtrain.models.flops import inference_flops, training_flops
 from hgtrain.models.heads import HeadOutput, KeypointHeads
 from hgtrain.models.network import (
     IMAGENET_MEAN,
@@ -220,10 +220,12 @@ class HourglassKeypointModule(L.LightningModule):
         return self
 
     def setup(self, stage: str) -> None:
-        """Count the FLOPs of a training batch, for the throughput logged by ``ThroughputMonitor``."""
+        """Count the FLOPs of a batch (a training step in ``fit``, the network's inference
+        otherwise), for the throughput logged by ``ThroughputMonitor``."""
         batch_size = getattr(self.trainer.datamodule, "batch_size", None)
-        if stage == "fit" and batch_size is not None:
-            self.flops_per_batch = training_flops(self.model.config, batch_size)
+        if batch_size is not None:
+            count = training_flops if stage == "fit" else inference_flops
+            self.flops_per_batch = count(self.model.config, batch_size)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Read checkpoints written before the network moved under ``model.`` (``backbone.*``)."""
@@ -340,7 +342,7 @@ class HourglassKeypointModule(L.LightningModule):
     def predict_step(self, batch: Batch | Tensor, batch_idx: int) -> list[dict[str, Tensor]]:
         """Decoded keypoints (``keypoints`` [k, 2] input pixels, ``scores``, ``labels``) per image."""
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self.model.predict(images)
+        return self.model.predict(images) if len(images) else []
 
     def configure_optimizers(self) -> dict[str, Any]:
         params = [p for p in self.parameters() if p.requires_grad]

@@ -13,6 +13,7 @@ from torchvision.transforms import v2
 from hgtrain.data.coco_format import read_keypoint_set
 from hgtrain.data.collate import collate_keypoints
 from hgtrain.data.folder import KeypointFolder
+from hgtrain.data.images import ImageFolder, collate_images, image_files
 from hgtrain.data.photometric import PhotometricNoise
 from hgtrain.data.prepare import prepare_synthetic_set, synthetic_set_path
 from hgtrain.data.render import SceneConfig
@@ -29,7 +30,7 @@ from hgtrain.data.transforms import (
     ResizePad,
     VerticalFlip,
 )
-from hgtrain.errors import check
+from hgtrain.errors import ConfigError, check
 from hgtrain.hparams import make_hparams_plain
 
 __all__ = ["KeypointDataModule"]
@@ -88,6 +89,9 @@ class KeypointDataModule(L.LightningDataModule):
         train_dir: own training set (COCO-keypoints folder) instead of the synthetic stream.
         val_dir: own validation set instead of the generated one.
         test_dir: own test set instead of the generated ones (one test loader).
+        predict_dir: a folder of images to predict on (any size, letterboxed to ``image_size``;
+            sub-folders included; see :mod:`hgtrain.data.images`); without it, ``predict`` runs
+            on the images of the test set (``test_dir``, else the first generated one).
     """
 
     def __init__(
@@ -117,6 +121,7 @@ class KeypointDataModule(L.LightningDataModule):
         train_dir: str | None = None,
         val_dir: str | None = None,
         test_dir: str | None = None,
+        predict_dir: str | None = None,
     ) -> None:
         super().__init__()
         check(
@@ -164,6 +169,11 @@ class KeypointDataModule(L.LightningDataModule):
             crop_around_objects,
             "needs crop_scales (the scales when no object is the reference)",
         )
+        if predict_dir is not None:
+            try:
+                image_files(predict_dir)
+            except FileNotFoundError as error:
+                raise ConfigError("data", "predict_dir", predict_dir, str(error)) from None
         check(min_object_size >= 0, "data", "min_object_size", min_object_size, "must be >= 0")
         check(0 <= min_visible < 1, "data", "min_visible", min_visible, "must be in [0, 1)")
         self.save_hyperparameters()
@@ -192,6 +202,7 @@ class KeypointDataModule(L.LightningDataModule):
         self.persistent_workers = persistent_workers and num_workers > 0
         self.seed = seed
         self.train_dir, self.val_dir, self.test_dir = train_dir, val_dir, test_dir
+        self.predict_dir = predict_dir
         self.ignore = (
             IgnoreRule(min_object_size, min_visible) if min_object_size or min_visible else None
         )
@@ -260,15 +271,17 @@ class KeypointDataModule(L.LightningDataModule):
         wanted = []
         if self.val_dir is None and stage in (None, "fit", "validate"):
             wanted.append(("val", self.val_size, self.noise))
-        if self.test_dir is None and stage in (None, "test", "predict"):
+        if self.test_dir is None and (
+            stage in (None, "test") or (stage == "predict" and self.predict_dir is None)
+        ):
             variants = self.test_sets[:1] if stage == "predict" else self.test_sets
             wanted.extend(("test", self.test_size, t == "noisy") for t in variants)
         return wanted
 
     def prepare_data(self) -> None:
         """Write the generated sets that the trainer's current stage needs (``fit`` and
-        ``validate``: validation; ``test``: the test sets; ``predict``: the first test set; all
-        without a trainer) under ``root``, unless identical ones exist."""
+        ``validate``: validation; ``test``: the test sets; ``predict`` without ``predict_dir``:
+        the first test set; all without a trainer) under ``root``, unless identical ones exist."""
         trainer = self.trainer
         stage = trainer.state.fn.value if trainer is not None and trainer.state.fn else None
         for split, size, noisy in self._wanted_sets(stage):
@@ -291,13 +304,17 @@ class KeypointDataModule(L.LightningDataModule):
             self.datasets["train"] = self.make_train_dataset()
         if stage in (None, "fit", "validate"):
             self.datasets["val"] = KeypointFolder(self.val_dir or self._ready("val"), evaluation)
-        if stage in (None, "test", "predict"):
+        if stage in (None, "test"):
             if self.test_dir is not None:
                 self.datasets["test"] = KeypointFolder(self.test_dir, evaluation)
-            variants = self.test_sets[:1] if stage == "predict" else self.test_sets
-            for variant in variants if self.test_dir is None else ():
+            for variant in self.test_sets if self.test_dir is None else ():
                 folder = self._ready("test", variant == "noisy")
                 self.datasets[f"test_{variant}"] = KeypointFolder(folder, evaluation)
+        if stage in (None, "predict"):
+            folder = self.predict_dir or self.test_dir
+            if folder is None:
+                folder = self._ready("test", self.test_sets[0] == "noisy")
+            self.datasets["predict"] = ImageFolder(folder, self.image_size)
 
     def make_train_dataset(self) -> Dataset:
         """The training dataset of this configuration (synthetic stream or own folder)."""
@@ -332,8 +349,7 @@ class KeypointDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers,
-            collate_fn=collate_keypoints,
-            **kwargs,
+            **{"collate_fn": collate_keypoints, **kwargs},
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -361,5 +377,6 @@ class KeypointDataModule(L.LightningDataModule):
         return loaders[0] if len(loaders) == 1 else loaders
 
     def predict_dataloader(self) -> DataLoader:
-        """The (first) test set."""
-        return self._loader(self.datasets[self.test_set_names[0]])
+        """Batches ``(images uint8 [n, 3, S, S], infos)`` of the images to predict on; unreadable
+        images are in the infos only (:func:`hgtrain.data.images.collate_images`)."""
+        return self._loader(self.datasets["predict"], collate_fn=collate_images)
