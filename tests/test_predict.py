@@ -33,6 +33,11 @@ def checkpoint(tmp_path_factory) -> Path:
     return next(root.rglob("last.ckpt"))
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def photos(tmp_path) -> Path:
     """Four images of mixed sizes and formats (one in a sub-folder) and one corrupt file."""
@@ -92,7 +97,6 @@ def test_overlays_draw_each_readable_image_at_its_own_size(checkpoint, photos, t
 
 
 def test_without_an_output_the_file_goes_to_the_run_folder(checkpoint, photos, tmp_path):
-    os.chdir(tmp_path)
     main(["predict", "--ckpt_path", str(checkpoint), "--data.predict_dir", str(photos)])
     (written,) = (tmp_path / "runs").rglob("predictions.json")
     assert written.parent.name == "version_0"
