@@ -277,6 +277,34 @@ def unfreezes(command: str) -> None:
     assert (run / "checkpoints" / "last.ckpt").is_file()
 
 
+def predicts(command: str) -> None:
+    """predict on a folder of two images of other sizes and a corrupt one: one JSON file with
+    keypoints inside each readable image, and overlays."""
+    folder = Path("my_photos")
+    folder.mkdir(exist_ok=True)
+    for name, size in {"wide.png": (90, 40), "tall.jpg": (30, 100)}.items():
+        random_image(folder / name, size)
+    (folder / "corrupt.png").write_bytes(b"not an image")
+    before = set(Path("runs").rglob("predictions.json"))
+    as_written(command)
+    (written,) = set(Path("runs").rglob("predictions.json")) - before
+    results = json.loads(written.read_text())
+    assert {r["file_name"] for r in results} == {"wide.png", "tall.jpg"}
+    assert sorted(p.name for p in written.with_name("predictions_overlays").iterdir()) == [
+        "tall.png",
+        "wide.png",
+    ]
+
+
+def random_image(path: Path, size: tuple[int, int]) -> None:
+    """A random RGB image of ``size`` (width, height), saved by PIL in the suffix's format."""
+    from PIL import Image
+
+    width, height = size
+    pixels = torch.randint(0, 256, (height, width, 3), dtype=torch.uint8).numpy()
+    Image.fromarray(pixels).save(path)
+
+
 def benchmarks(command: str) -> None:
     """The benchmark at 128 px, one timed step (the data pipeline has its own test)."""
     extra = ["--input_size", "128", "--steps", "1", "--warmup", "0", "--data_workers", "0"]
@@ -318,6 +346,7 @@ RUNNERS: dict[str, Callable[[str], None]] = {
     "hgtrain fit --config quickstart.yaml --trainer.accelerator cpu --trainer.devices 2 --trainer.strategy ddp --trainer.sync_batchnorm false": cpu_ddp,
     "torchrun --nnodes 2 --nproc_per_node 8 --node_rank R --master_addr HOST --master_port 29500 $(which hgtrain) fit --config squeeze.yaml --trainer.num_nodes 2 --trainer.devices 8": on_gpus,
     "srun hgtrain fit --config squeeze.yaml --trainer.num_nodes 2 --trainer.devices 8": on_gpus,
+    "hgtrain predict --ckpt_path runs/hgtrain/version_0/checkpoints/last.ckpt --data.predict_dir my_photos --prediction.overlays true": predicts,
     "hgtrain export --ckpt_path runs/hgtrain/version_0/checkpoints/last.ckpt --output backbone.pt": exports,
     "hgtrain export --ckpt_path runs/hgtrain/version_0/checkpoints/last.ckpt --output backbone_cornernet_lite.pkl --format cornernet-lite": exports,
     "hgtrain fit --config quickstart.yaml --config finetune.yaml --model.backbone_weights backbone.pt": trains,

@@ -64,7 +64,7 @@ def twin_modules(
     backbone = ReferenceBackbone(ours.backbone.config)
     backbone.net.load_state_dict(ours.backbone.state_dict(), strict=True)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    reference.backbone = backbone.to(device=config.device, memory_format=memory_format)
+    reference.model.backbone = backbone.to(device=config.device, memory_format=memory_format)
     return ours, reference.train()
 
 
