@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 from hgtrain.cli import main
 from hgtrain.data.prepare import prepare_synthetic_set
@@ -177,6 +178,13 @@ def data_preview(command: str) -> None:
     assert Path("docs/images/data_preview.png").stat().st_size > 10_000
 
 
+def own_data_preview(command: str) -> None:
+    """The preview of the own training folder that ``own_data`` wrote: two rows of 3 x 2 tiles."""
+    as_written(command)
+    with Image.open("my_data_preview.png") as picture:
+        assert picture.width > 6 * 256  # 3 samples x 2 tiles, 128 px enlarged to 256 for display
+
+
 def data_benchmark(command: str) -> None:
     """The data benchmark at one small size, one short run."""
     hgtrain(*args_of(command), "--sizes", "64", "--seconds", "0.2", "--runs", "1")
@@ -298,8 +306,6 @@ def predicts(command: str) -> None:
 
 def random_image(path: Path, size: tuple[int, int]) -> None:
     """A random RGB image of ``size`` (width, height), saved by PIL in the suffix's format."""
-    from PIL import Image
-
     width, height = size
     pixels = torch.randint(0, 256, (height, width, 3), dtype=torch.uint8).numpy()
     Image.fromarray(pixels).save(path)
@@ -330,6 +336,7 @@ RUNNERS: dict[str, Callable[[str], None]] = {
     ".venv/bin/tensorboard --logdir runs": tensorboard,
     'python3 -m venv .venv && .venv/bin/pip install -e ".[dev]" && .venv/bin/python -m pytest': the_test_command,
     "hgtrain fit --config quickstart.yaml --data.train_dir my_data/train --data.val_dir my_data/val --data.test_dir my_data/test": own_data,
+    "hgtrain data-preview --data_dir my_data/train --image_size 128 --stride 4 --sigma 1 --augmented true --output my_data_preview.png": own_data_preview,
     "hgtrain data-preview --seed 2 --output docs/images/data_preview.png": data_preview,
     "hgtrain data-benchmark": data_benchmark,
     "hgtrain fit --config squeeze.yaml": on_gpus,
