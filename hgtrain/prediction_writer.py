@@ -17,9 +17,7 @@ image is also saved as a PNG with its keypoints drawn, in a folder beside the JS
 from __future__ import annotations
 
 import json
-import os
 import sys
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ from PIL import Image
 from torch import Tensor
 from torchvision.utils import draw_keypoints
 
+from hgtrain.atomic import write_file_atomically
 from hgtrain.data.images import ImageInfo, to_original_pixels
 from hgtrain.errors import ConfigError
 
@@ -170,11 +169,5 @@ class PredictionWriter(BasePredictionWriter):
 
 
 def write_json_atomically(path: Path, content: Any) -> None:
-    """Write JSON to a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        temporary.write_text(json.dumps(content, indent=1))
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    """Write ``content`` as JSON to ``path``, whole or not at all (:mod:`hgtrain.atomic`)."""
+    write_file_atomically(path, lambda file: file.write(json.dumps(content, indent=1).encode()))

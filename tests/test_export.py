@@ -235,7 +235,7 @@ def test_options_can_come_from_a_yaml_config(trained, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--format", "onnx"], "argument --format: invalid choice: 'onnx'"),
+        (["--format", "tflite"], "argument --format: invalid choice: 'tflite'"),
         (["--overwrite", "yes please"], "--overwrite: Expected a <class 'bool'>. Got value: yes"),
     ],
 )

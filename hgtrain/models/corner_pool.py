@@ -5,6 +5,10 @@ itself and everything to its right; BottomPool: itself and everything above; Rig
 everything to its left. The forward equals the original C++/CUDA extension; for exactly tied maxima
 the gradient goes to the nearest tied location (the original picks the farthest), which only
 touches the zeros after the ReLU in front of the pools, whose gradient that ReLU drops anyway.
+
+ONNX has no cumulative max, so during ``torch.onnx.export`` the pools compute the same values by
+doubling: the max with the map shifted by 1, 2, 4, ... cells, log2(side) steps of slices, ``Max``
+and ``Concat``. Training and ``torch.export`` keep ``torch.cummax`` (and its gradient).
 """
 
 from __future__ import annotations
@@ -20,9 +24,30 @@ HEIGHT, WIDTH = 2, 3
 
 
 def _cummax(x: Tensor, dim: int, reverse: bool) -> Tensor:
+    if torch.onnx.is_in_onnx_export():
+        return _cummax_by_doubling(x, dim, reverse)
     if reverse:
         return torch.cummax(x.flip(dim), dim).values.flip(dim)
     return torch.cummax(x, dim).values
+
+
+def _cummax_by_doubling(x: Tensor, dim: int, reverse: bool) -> Tensor:
+    """The values of :func:`_cummax` from operators that ONNX has (slices, ``Max``, ``Concat``).
+
+    After the step with ``shift``, each cell holds the max over the ``2 * shift`` cells that end
+    at it (those that start at it, for ``reverse``), clipped at the border.
+    """
+    size, shift = x.shape[dim], 1
+    while shift < size:
+        rest = size - shift
+        if reverse:  # cell i also takes cell i + shift; the last `shift` cells have none
+            pooled = torch.maximum(x.narrow(dim, 0, rest), x.narrow(dim, shift, rest))
+            x = torch.cat([pooled, x.narrow(dim, rest, shift)], dim)
+        else:  # cell i also takes cell i - shift; the first `shift` cells have none
+            pooled = torch.maximum(x.narrow(dim, shift, rest), x.narrow(dim, 0, rest))
+            x = torch.cat([x.narrow(dim, 0, shift), pooled], dim)
+        shift *= 2
+    return x
 
 
 class TopPool(nn.Module):

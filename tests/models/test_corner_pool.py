@@ -32,6 +32,19 @@ def test_pool_matches_brute_force_definition(module, name):
     assert torch.equal(module()(x), _brute_force(x, name))
 
 
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [(TopPool, "top"), (LeftPool, "left"), (BottomPool, "bottom"), (RightPool, "right")],
+)
+@pytest.mark.parametrize("size", [(1, 1), (5, 7), (8, 16), (13, 3)])
+def test_pool_gives_the_same_values_with_the_onnx_formulation(module, name, size, monkeypatch):
+    # ONNX has no cummax: during torch.onnx.export the pools take the max over doubling shifts.
+    x = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(0))
+    x[:, :, ::2] = x[:, :, ::2].round()  # exact ties too
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
+    assert torch.equal(module()(x), _brute_force(x, name))
+
+
 def test_pool_gradient_goes_to_the_maximum():
     x = torch.tensor([[[[0.0], [3.0], [1.0], [2.0]]]], requires_grad=True)  # one column
     TopPool()(x).sum().backward()
