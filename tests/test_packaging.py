@@ -29,7 +29,10 @@ def imported_packages(folder: Path) -> set[str]:
 
 
 def test_every_package_hgtrain_imports_is_declared():
-    declared = {re.split(r"[\[<>=!~ ]", d)[0].lower() for d in PYPROJECT["project"]["dependencies"]}
+    """In the dependencies, or in the ``deploy`` extra (imported only by the ONNX export)."""
+    project = PYPROJECT["project"]
+    requirements = project["dependencies"] + project["optional-dependencies"]["deploy"]
+    declared = {re.split(r"[\[<>=!~ ]", d)[0].lower() for d in requirements}
     third_party = imported_packages(ROOT / "hgtrain") - set(sys.stdlib_module_names) - {"hgtrain"}
     missing = {DISTRIBUTION.get(name, name).lower() for name in third_party} - declared
     assert not missing, f"imported but not in pyproject.toml dependencies: {sorted(missing)}"
