@@ -1,4 +1,10 @@
-"""Generate the fixed synthetic val / test sets on disk, once per generator setting."""
+"""Generate the fixed synthetic val / test sets on disk, once per generator setting.
+
+A set is reused only after it has been verified against its manifest (:mod:`hgtrain.data.storage`);
+a damaged one is written again, with a line that names the folder and the first problem found.
+Its images are rendered by DataLoader workers that end with the process that writes the set
+(:func:`hgtrain.data.workers.exit_with_parent`).
+"""
 
 from __future__ import annotations
 
@@ -17,8 +23,9 @@ from hgtrain.data.coco_format import write_keypoint_set
 from hgtrain.data.photometric import PhotometricNoise
 from hgtrain.data.render import SceneConfig
 from hgtrain.data.sample import CLASS_NAMES, Sample
-from hgtrain.data.storage import is_prepared, write_atomically
+from hgtrain.data.storage import find_problem, remove_stale, write_atomically
 from hgtrain.data.synthetic import SyntheticKeypoints
+from hgtrain.data.workers import exit_with_parent
 
 __all__ = ["GENERATOR_VERSION", "prepare_synthetic_set", "synthetic_set_path"]
 
@@ -74,19 +81,26 @@ def prepare_synthetic_set(
     num_workers: int = 0,
     progress: bool = False,
 ) -> Path:
-    """Write the set (``size`` images of ``split``) unless an identical one exists; return its folder.
+    """Write the set (``size`` images of ``split``) unless an intact identical one exists; return
+    its folder.
 
     Images are rendered by ``num_workers`` DataLoader processes; the folder appears atomically.
-    With ``progress``, one line says where the set goes (or which set is reused) and a progress
-    bar counts the images written.
+    An existing set that fails verification is written again, saying so on stderr:
+    ``hgtrain: <folder> is damaged (images/000003.png is missing); writing it again``. With
+    ``progress``, one line says where the set goes (or which set is reused) and a progress bar
+    counts the images written.
     """
     scene = scene if scene is not None else SceneConfig()
     path, settings = synthetic_set_path(root, split, size, image_size, seed, scene, noise)
     variant = "noisy" if noise is not None else "clean"
-    if is_prepared(path, settings):
+    remove_stale(path.parent)
+    problem = find_problem(path, settings)
+    if problem is None:
         if progress:
             print(f"hgtrain: using the {variant} {split} set in {path}", file=sys.stderr)
         return path
+    if path.exists():
+        print(f"hgtrain: {path} {problem}; writing it again", file=sys.stderr)
     dataset = SyntheticKeypoints(split, size, image_size, seed, scene, noise)
     if progress:
         print(
@@ -124,6 +138,10 @@ def _keep(sample: Sample) -> Sample:
 
 def _render_all(dataset: SyntheticKeypoints, num_workers: int) -> Iterator[Sample]:
     loader = DataLoader(
-        _RawSamples(dataset), batch_size=None, num_workers=num_workers, collate_fn=_keep
+        _RawSamples(dataset),
+        batch_size=None,
+        num_workers=num_workers,
+        collate_fn=_keep,
+        worker_init_fn=exit_with_parent,
     )
     yield from loader

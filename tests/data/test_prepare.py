@@ -1,5 +1,6 @@
 import json
 import os
+import socket
 
 import numpy as np
 import pytest
@@ -54,12 +55,27 @@ def test_interrupted_prepare_leaves_no_set_that_is_reused(tmp_path, monkeypatch)
 def test_killed_writer_leaves_only_a_hidden_folder_that_is_cleaned_later(tmp_path):
     path = tmp_path / "synthetic" / "set"
     dead_pid = 2**22 + 12345  # above the default pid_max, so no process has it
-    leftover = path.parent / f".set.tmp-{dead_pid}-abcd"
-    (leftover / "images").mkdir(parents=True)
-    (leftover / "annotations.json").write_text("{}")
+    host = socket.gethostname()
+    leftovers = [
+        path.parent / f".set.tmp-{host}-{dead_pid}-abcd1234",
+        path.parent / f".set.tmp-{dead_pid}-abcd1234",  # named by hgtrain <= 0.2
+    ]
+    for leftover in leftovers:
+        (leftover / "images").mkdir(parents=True)
+        (leftover / "annotations.json").write_text("{}")
     assert not is_prepared(path, {"a": 1})
     remove_stale(path.parent)
-    assert not leftover.exists()
+    assert not any(leftover.exists() for leftover in leftovers)
+
+
+def test_temporary_folders_of_running_or_remote_writers_are_kept(tmp_path):
+    dead_pid = 2**22 + 12345
+    running = tmp_path / f".set.tmp-{socket.gethostname()}-{os.getpid()}-abcd1234"
+    remote = tmp_path / f".set.tmp-other-node-7-{dead_pid}-abcd1234"  # its pid means nothing here
+    running.mkdir()
+    remote.mkdir()
+    remove_stale(tmp_path)
+    assert running.exists() and remote.exists()
 
 
 def test_set_without_manifest_or_with_other_settings_is_replaced(tmp_path):
