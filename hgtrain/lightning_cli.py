@@ -19,15 +19,20 @@ from typing import Any
 
 import torch
 import yaml
+from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from hgtrain import __version__
+from hgtrain.checkpointing import AtomicCheckpointIO, ResumableCheckpoints
+from hgtrain.data.coco_format import DatasetFormatError
 from hgtrain.data.datamodule import KeypointDataModule
+from hgtrain.divergence import DivergenceError, DivergenceGuard
 from hgtrain.errors import ConfigError
 from hgtrain.module import HourglassKeypointModule
 from hgtrain.prediction_writer import PredictionWriter
@@ -35,6 +40,8 @@ from hgtrain.prediction_writer import PredictionWriter
 MONITOR = "val/map"
 LIGHTNING_CKPT_PATHS = ("last", "best", "hpc", "registry")
 """``--ckpt_path`` values that Lightning resolves itself rather than naming a file."""
+SIGTERM_EXIT_STATUS = 143
+"""128 + SIGTERM: the exit status of a job stopped by SIGTERM, which schedulers read as such."""
 LINKED = {
     "data.num_classes": "model.num_classes",
     "data.image_size": "model.input_size",
@@ -102,7 +109,7 @@ def default_callbacks() -> list[dict[str, Any]]:
     """The callbacks every run has unless a config replaces ``trainer.callbacks``."""
     return [
         {
-            "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+            "class_path": "hgtrain.checkpointing.BestCheckpoint",
             "init_args": {
                 "monitor": MONITOR,
                 "mode": "max",
@@ -175,6 +182,8 @@ class HgtrainCLI(LightningCLI):
         parser.set_defaults(
             {"trainer.logger": default_logger(), "trainer.callbacks": default_callbacks()}
         )
+        parser.add_lightning_class_args(ResumableCheckpoints, "resumable")
+        parser.add_lightning_class_args(DivergenceGuard, "divergence")
         parser.add_argument(
             "--test_after_fit",
             type=bool,
@@ -228,8 +237,17 @@ class HgtrainCLI(LightningCLI):
             return {}
         if not Path(ckpt_path).is_file():
             self.parser.error(f"ckpt_path={ckpt_path}: no such file")
-        # mmap: only the hyperparameters are read here, not gigabytes of weights and optimizer state
-        checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu", mmap=True)
+        checkpoint = readable_checkpoint(ckpt_path)
+        if checkpoint is None:
+            self.parser.error(
+                f"ckpt_path={ckpt_path}: not a readable checkpoint (empty, truncated, or another "
+                "kind of file)"
+            )
+        if not isinstance(checkpoint.get("state_dict"), dict):
+            self.parser.error(
+                f"ckpt_path={ckpt_path}: not a training checkpoint (no state_dict); an exported "
+                "backbone goes to --model.backbone_weights"
+            )
         stored = {}
         for group, key in (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters")):
             for name, value in checkpoint.get(key, {}).items():
@@ -262,9 +280,11 @@ class HgtrainCLI(LightningCLI):
             self.parser.error(f"{error} (set from {source})" if source else str(error))
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """The trainer, with its run folder claimed; without a logger, the learning-rate monitor
-        (which needs one) is left out with a message."""
+        """The trainer, with its run folder claimed and atomic checkpoint writes; without a
+        logger, the learning-rate monitor (which needs one) is left out with a message."""
         trainer = super().instantiate_trainer(**kwargs)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         if not trainer.loggers:
             monitors = [c for c in trainer.callbacks if isinstance(c, LearningRateMonitor)]
             if monitors:
@@ -305,6 +325,26 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> HgtrainCLI:
         sys.argv[1:] = resolve_config_args(sys.argv[1:])
     else:
         args = resolve_config_args(args)
+    try:
+        return run_cli(args, run)
+    except SIGTERMException:
+        raise SystemExit(SIGTERM_EXIT_STATUS) from None
+    except (DivergenceError, DatasetFormatError, ConfigError) as error:
+        raise SystemExit(f"hgtrain: {error}") from None
+
+
+def readable_checkpoint(path: str) -> dict[str, Any] | None:
+    """The checkpoint's content, memory-mapped (only its hyperparameters are read here, not
+    gigabytes of weights and optimizer state); ``None`` when it is no readable checkpoint."""
+    try:
+        content = torch.load(path, weights_only=True, map_location="cpu", mmap=True)
+    except Exception:  # torch.load fails in many ways on a damaged or foreign file
+        return None
+    return content if isinstance(content, dict) else None
+
+
+def run_cli(args: list[str] | None, run: bool) -> HgtrainCLI:
+    """:class:`HgtrainCLI` with hgtrain's classes and defaults."""
     return HgtrainCLI(
         HourglassKeypointModule,
         KeypointDataModule,

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from hgtrain.errors import ConfigError, check
@@ -176,7 +177,14 @@ class HourglassKeypointModule(L.LightningModule):
         )
         pretrained = None
         if backbone_weights is not None:
-            stored = load_backbone_weights(self.backbone, backbone_weights, pixel_mean, pixel_std)
+            try:
+                stored = load_backbone_weights(
+                    self.backbone, backbone_weights, pixel_mean, pixel_std
+                )
+            except (OSError, ValueError) as error:
+                raise ConfigError(
+                    "model", "backbone_weights", backbone_weights, str(error)
+                ) from None
             pretrained = stored.normalization
         normalization = pretrained or {"pixel_mean": IMAGENET_MEAN, "pixel_std": IMAGENET_STD}
         pixel_mean = normalization["pixel_mean"] if pixel_mean is None else pixel_mean
@@ -333,8 +341,18 @@ class HourglassKeypointModule(L.LightningModule):
             self.log_metric(metric, name)
 
     def log_metric(self, metric: PointAP, stage: str) -> None:
-        """Log the synced point-AP results (scalars only) and reset the metric."""
+        """Log the synced point-AP results (scalars only) and reset the metric.
+
+        An epoch whose images hold no keypoints logs NaN AP values (see :class:`PointAP`), which
+        the best checkpoint never takes (:class:`~hgtrain.checkpointing.BestCheckpoint`), and
+        warns (not in the sanity check).
+        """
         results = metric.compute()
+        if results["map"].isnan() and not self.trainer.sanity_checking:
+            rank_zero_warn(
+                f"hgtrain: the {stage} images of this epoch hold no keypoints, so {stage}/map and "
+                "the other AP values are NaN (undefined), never a best checkpoint"
+            )
         scalars = {f"{stage}/{k}": v for k, v in results.items() if v.numel() == 1}
         self.log_dict(scalars, add_dataloader_idx=False)
         metric.reset()

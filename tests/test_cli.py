@@ -204,7 +204,7 @@ def test_print_config_lists_the_default_logger_and_callbacks(capsys):
     assert trainer["logger"]["class_path"].endswith("TensorBoardLogger")
     classes = [c["class_path"].rsplit(".", 1)[-1] for c in trainer["callbacks"]]
     assert classes == [
-        "ModelCheckpoint",
+        "BestCheckpoint",
         "ModelCheckpoint",
         "LearningRateMonitor",
         "ThroughputMonitor",

@@ -279,6 +279,23 @@ def exports(command: str) -> None:
     assert torch.load(output, weights_only=True, map_location="cpu")
 
 
+def exports_a_graph(command: str) -> None:
+    """A torch.export program loads and runs at another batch size; an ONNX file runs in
+    onnxruntime."""
+    as_written(command)
+    output = Path(shlex.split(command)[shlex.split(command).index("--output") + 1])
+    if output.suffix == ".pt2":
+        program = torch.export.load(output).module()
+        size = 64  # TINY's image size, which the quickstart checkpoint was trained at
+        heatmaps, _ = program(torch.rand(3, 3, size, size))
+        assert heatmaps.shape[0] == 3
+    else:
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(output), providers=["CPUExecutionProvider"])
+        assert session.get_inputs()[0].name == "images"
+
+
 def unfreezes(command: str) -> None:
     """Unfreezing at epoch 2 needs three epochs."""
     run = train(command, "--trainer.max_epochs", "3")
@@ -356,6 +373,9 @@ RUNNERS: dict[str, Callable[[str], None]] = {
     "hgtrain predict --ckpt_path runs/hgtrain/version_0/checkpoints/last.ckpt --data.predict_dir my_photos --prediction.overlays true": predicts,
     "hgtrain export --ckpt_path runs/hgtrain/version_0/checkpoints/last.ckpt --output backbone.pt": exports,
     "hgtrain export --ckpt_path runs/hgtrain/version_0/checkpoints/last.ckpt --output backbone_cornernet_lite.pkl --format cornernet-lite": exports,
+    "hgtrain export --ckpt_path runs/hgtrain/version_0/checkpoints/last.ckpt --output net.onnx --format onnx": exports_a_graph,
+    "hgtrain export --ckpt_path runs/hgtrain/version_0/checkpoints/last.ckpt --output net.pt2 --format torch-export": exports_a_graph,
+    "hgtrain export --ckpt_path runs/hgtrain/version_0/checkpoints/last.ckpt --output backbone.onnx --format onnx --part backbone": exports_a_graph,
     "hgtrain fit --config quickstart.yaml --config finetune.yaml --model.backbone_weights backbone.pt": trains,
     "hgtrain fit --config quickstart.yaml --config finetune.yaml --model.backbone_weights backbone.pt --model.freeze_backbone false --trainer.callbacks+=BackboneFinetuning --trainer.callbacks.unfreeze_backbone_at_epoch 2": unfreezes,
     "hgtrain fit --config squeeze.yaml --config finetune.yaml --model.backbone_weights CornerNet_Squeeze_500000.pkl": fine_tunes_original_weights,

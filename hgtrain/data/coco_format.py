@@ -21,18 +21,26 @@ Two conventions make it fit corner detection:
   per name, as in COCO.
 
 Coordinates are continuous pixels, pixel (i, j) covering [i, i+1) x [j, j+1) (COCO's own
-convention for boxes). Anything malformed raises :class:`DatasetFormatError` naming the file, the
-entry and the problem.
+convention for boxes), so an image covers the closed rectangle [0, W] x [0, H]: a keypoint at
+x == W lies on its right edge, inside. Anything malformed (a NaN or infinite coordinate
+included) raises :class:`DatasetFormatError` naming the file, the entry and the problem.
+
+Keypoints that no image pixel can hold are not used, and reading says so once per file: keypoints
+outside the closed image rectangle, and all keypoints of an annotation whose bbox has no area
+inside its image (the box is dropped with them). Up to :data:`MAX_IGNORED_FRACTION` of a file's
+keypoints are left out with an :class:`IgnoredKeypointsWarning` that gives their number and an
+example; more (or any, with ``strict=True``) is a :class:`DatasetFormatError` naming the same facts.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +51,10 @@ from hgtrain.data.sample import Sample
 
 __all__ = [
     "ANNOTATIONS",
+    "MAX_IGNORED_FRACTION",
     "PIXEL_CONVENTION",
     "DatasetFormatError",
+    "IgnoredKeypointsWarning",
     "ImageRecord",
     "KeypointSet",
     "load_sample",
@@ -59,10 +69,17 @@ PIXEL_CONVENTION = (
 )
 ENCODING_THREADS = 4
 BOX_TOLERANCE = 1e-2  # px: how far a top_left / bottom_right keypoint may be from its bbox corner
+MAX_IGNORED_FRACTION = 0.1
+"""Largest share of a file's keypoints (v > 0) that reading leaves out with a warning rather than
+an error (outside their image, or of an annotation whose bbox has no area in the image)."""
 
 
 class DatasetFormatError(ValueError):
     """A keypoint set on disk is malformed; the message names the file and the problem."""
+
+
+class IgnoredKeypointsWarning(UserWarning):
+    """Some keypoints of a set lie where no image pixel is; they are left out of its records."""
 
 
 @dataclass
@@ -87,6 +104,11 @@ class KeypointSet:
     class_names: tuple[str, ...]
     records: list[ImageRecord]
     info: dict[str, Any]
+
+    @property
+    def num_keypoints(self) -> int:
+        """Keypoints used (v > 0, inside their image) in all images."""
+        return sum(len(record.keypoints) for record in self.records)
 
 
 def write_keypoint_set(
@@ -188,8 +210,13 @@ def _categories(objects: list[tuple]) -> list[dict[str, Any]]:
     return categories
 
 
-def read_keypoint_set(directory: Path) -> KeypointSet:
-    """Parse and validate ``directory/annotations.json``; check that every image file exists."""
+def read_keypoint_set(directory: Path, strict: bool = False) -> KeypointSet:
+    """Parse and validate ``directory/annotations.json``; check that every image file exists.
+
+    Keypoints outside their image (see the module docstring) are left out of the records with an
+    :class:`IgnoredKeypointsWarning`; more than :data:`MAX_IGNORED_FRACTION` of them, or any with
+    ``strict``, raise :class:`DatasetFormatError`.
+    """
     directory = Path(directory)
     path = directory / ANNOTATIONS
     if not path.is_file():
@@ -202,14 +229,15 @@ def read_keypoint_set(directory: Path) -> KeypointSet:
         ) from None
     except UnicodeDecodeError as error:
         raise DatasetFormatError(f"{path}: not UTF-8 text ({error.reason})") from None
-    return _Parser(path).parse(document)
+    return _Parser(path, strict).parse(document)
 
 
 class _Parser:
     """Validates a COCO-keypoints document, raising errors that name the file and the entry."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, strict: bool = False) -> None:
         self.path = path
+        self.strict = strict
 
     def fail(self, where: str, problem: str) -> DatasetFormatError:
         return DatasetFormatError(f"{self.path}: {where}: {problem}")
@@ -240,9 +268,14 @@ class _Parser:
         images = self.images(self.field(document, "images", list, "top level"))
         annotations = self.field(document, "annotations", list, "top level")
         per_image: dict[int, list] = {image_id: [] for image_id in images}
+        ignored = _IgnoredKeypoints()
         for index, entry in enumerate(annotations):
             image_id, kind, box, points, names = self.annotation(entry, index, images, categories)
-            per_image[image_id].append((kind, box, points, names))
+            _, width, height = images[image_id]
+            if ignored.keeps_box(index, box, len(points), width, height):
+                points, names = ignored.inside(index, image_id, points, names, width, height)
+                per_image[image_id].append((kind, box, points, names))
+        ignored.report(self.path, self.strict)
         class_index = {name: i for i, name in enumerate(class_names)}
         records = [
             _record(
@@ -304,13 +337,19 @@ class _Parser:
         if category_id not in categories:
             raise self.fail(where, f"category_id {category_id} is not in categories")
         bbox = self.field(entry, "bbox", list, where)
-        if len(bbox) != 4 or not all(_finite(v) for v in bbox) or bbox[2] < 0 or bbox[3] < 0:
+        if len(bbox) != 4:
+            raise self.fail(where, f"bbox must be [x, y, w, h], got {bbox!r:.80}")
+        for i, value in enumerate(bbox):
+            self.finite(value, where, f"bbox {'xywh'[i]}", f"bbox[{i}]")
+        if bbox[2] < 0 or bbox[3] < 0:
             raise self.fail(where, f"bbox must be [x, y, w, h] with w, h >= 0, got {bbox!r:.80}")
         kind, names = categories[category_id]
         values = self.field(entry, "keypoints", list, where)
-        if len(values) % 3 or not all(_finite(v) for v in values):
+        if len(values) % 3:
             raise self.fail(
-                where, f"keypoints must be numbers x, y, v per point, got {len(values)}"
+                where,
+                f"keypoints must be numbers x, y, v per point, got {len(values)} values "
+                "(not a multiple of 3)",
             )
         if len(names) != 1 and len(values) != 3 * len(names):
             raise self.fail(
@@ -318,10 +357,13 @@ class _Parser:
                 f"category {kind!r} has {len(names)} keypoint names but the annotation "
                 f"has {len(values) // 3} keypoints",
             )
+        point_names = names * (len(values) // 3) if len(names) == 1 else names
+        for i, value in enumerate(values):
+            point = f"keypoint {i // 3} ({point_names[i // 3]})"
+            self.finite(value, where, f"{point} {'xyv'[i % 3]}", f"keypoints[{i}]")
         triples = [values[i : i + 3] for i in range(0, len(values), 3)]
         if any(v not in (0, 1, 2) for _, _, v in triples):
             raise self.fail(where, "keypoint visibility v must be 0, 1 or 2")
-        point_names = names * len(triples) if len(names) == 1 else names
         x, y, w, h = (float(v) for v in bbox)
         box = (x, y, x + w, y + h)
         points, kept = [], []
@@ -338,9 +380,96 @@ class _Parser:
                     )
         return image_id, kind, box, points, kept
 
+    def finite(self, value: Any, where: str, what: str, position: str) -> None:
+        """Raise unless ``value`` is a finite number (``keypoint 2 (corner) x is NaN``)."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return
+        text = json.dumps(value)  # as the file spells it: NaN, Infinity, null, "12"
+        kind = "" if isinstance(value, float) else ", not a number"
+        raise self.fail(
+            where,
+            f"{what} is {text:.40}{kind} ({position}); keypoints and bbox must be finite numbers",
+        )
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+@dataclass
+class _IgnoredKeypoints:
+    """The keypoints (v > 0) of a file that no image pixel holds, for one report after parsing."""
+
+    total: int = 0
+    outside: list[tuple[int, int, tuple[float, float], int, int]] = field(default_factory=list)
+    """(annotation index, image id, (x, y), width, height) per keypoint outside its image."""
+    boxless: list[tuple[int, tuple[float, ...], int, int, int]] = field(default_factory=list)
+    """(annotation index, box, width, height, keypoints) per annotation whose bbox has no area
+    inside its image."""
+
+    def keeps_box(self, index: int, box: tuple, count: int, width: int, height: int) -> bool:
+        """Count the annotation's ``count`` keypoints; whether its box has area inside the image
+        (if not, the box and its keypoints are ignored, as the transforms would drop them)."""
+        self.total += count
+        x0, y0, x1, y1 = box
+        if min(x1, width) > max(x0, 0) and min(y1, height) > max(y0, 0):
+            return True
+        if count:
+            self.boxless.append((index, box, width, height, count))
+        return False
+
+    def inside(
+        self, index: int, image_id: int, points: list, names: list, width: int, height: int
+    ) -> tuple[list, list]:
+        """The points (and their names) inside the closed image rectangle; notes the others."""
+        kept: tuple[list, list] = ([], [])
+        for (x, y), name in zip(points, names, strict=True):
+            if 0 <= x <= width and 0 <= y <= height:
+                kept[0].append((x, y))
+                kept[1].append(name)
+            else:
+                self.outside.append((index, image_id, (x, y), width, height))
+        return kept
+
+    def report(self, path: Path, strict: bool) -> None:
+        """Warn about the ignored keypoints; raise when there are too many (or any, ``strict``)."""
+        count = len(self.outside) + sum(entry[-1] for entry in self.boxless)
+        if not count:
+            return
+        facts = []
+        if self.outside:
+            index, _, (x, y), width, height = self.outside[0]
+            images = len({entry[1] for entry in self.outside})
+            lie = "lies outside its image" if len(self.outside) == 1 else "lie outside their image"
+            facts.append(
+                f"{_count(len(self.outside), 'keypoint')} in {_count(images, 'image')} {lie} "
+                f"(e.g. annotations[{index}]: ({x}, {y}) in a {width} x {height} image)"
+            )
+        if self.boxless:
+            index, (x0, y0, x1, y1), width, height, _ = self.boxless[0]
+            points = sum(entry[-1] for entry in self.boxless)
+            belong = "belongs" if points == 1 else "belong"
+            facts.append(
+                f"{_count(points, 'keypoint')} {belong} to "
+                f"{_count(len(self.boxless), 'annotation')} whose bbox has no area inside the "
+                f"image (e.g. annotations[{index}]: bbox {[x0, y0, x1 - x0, y1 - y0]} in a "
+                f"{width} x {height} image)"
+            )
+        message = f"{path}: {'; '.join(facts)}"
+        share = f"{count} of {self.total} keypoints, {100 * count / self.total:.3g} %"
+        if strict:
+            raise DatasetFormatError(f"{message}; strict=True allows none ({share})")
+        if count > MAX_IGNORED_FRACTION * self.total:
+            raise DatasetFormatError(
+                f"{message}; that is {share}, more than the {100 * MAX_IGNORED_FRACTION:g} % that "
+                "may be ignored: check the keypoint coordinates and the images' width and height"
+            )
+        warnings.warn(
+            f"{message}; they are ignored ({share})",
+            IgnoredKeypointsWarning,
+            stacklevel=4,
+        )
+
+
+def _count(number: int, noun: str) -> str:
+    """``1 keypoint``, ``12 keypoints``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _record(

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from hgtrain.data.coco_format import read_keypoint_set
+from hgtrain.data.coco_format import DatasetFormatError, KeypointSet, read_keypoint_set
 from hgtrain.data.collate import collate_keypoints
 from hgtrain.data.folder import KeypointFolder
 from hgtrain.data.images import ImageFolder, collate_images, image_files
@@ -19,7 +22,7 @@ from hgtrain.data.prepare import prepare_synthetic_set, synthetic_set_path
 from hgtrain.data.render import SceneConfig
 from hgtrain.data.sample import CLASS_NAMES
 from hgtrain.data.sampler import EpochSampler
-from hgtrain.data.storage import is_prepared
+from hgtrain.data.storage import find_problem
 from hgtrain.data.synthetic import SyntheticKeypoints
 from hgtrain.data.transforms import (
     HorizontalFlip,
@@ -30,12 +33,22 @@ from hgtrain.data.transforms import (
     ResizePad,
     VerticalFlip,
 )
+from hgtrain.data.workers import exit_with_parent
 from hgtrain.errors import ConfigError, check
 from hgtrain.hparams import make_hparams_plain
 
 __all__ = ["KeypointDataModule"]
 
 TEST_VARIANTS = ("noisy", "clean")
+NO_KEYPOINTS = "holds no keypoints (none with v > 0 inside its image)"
+WHY_KEYPOINTS = {
+    "train": "training would only teach the network to find none; add annotations",
+    "val": "point AP (val/map) is undefined without ground truth; add annotations, or leave "
+    "data.val_dir unset to validate on the generated set",
+    "test": "point AP (test/map) is undefined without ground truth; add annotations (images "
+    "without any belong in data.predict_dir, for predict)",
+}
+"""Why each own set needs keypoints: the end of the error about one without."""
 
 
 class KeypointDataModule(L.LightningDataModule):
@@ -44,7 +57,9 @@ class KeypointDataModule(L.LightningDataModule):
     By default everything is synthetic (:mod:`hgtrain.data.synthetic`): training renders new
     images every epoch, and :meth:`prepare_data` writes the fixed validation and test sets under
     ``root/synthetic/`` once (PNG + COCO-keypoints JSON, reused while the settings match). Point
-    ``train_dir`` / ``val_dir`` / ``test_dir`` at folders in that format to use your own images.
+    ``train_dir`` / ``val_dir`` / ``test_dir`` at folders in that format to use your own images:
+    each is read once, when :attr:`class_names` is first asked for (by the CLI, while it builds
+    the model) or at :meth:`setup`, and must hold keypoints (see :meth:`own_sets`).
 
     Batches are ``(images uint8 [B, 3, S, S], list of target dicts)``
     (:func:`hgtrain.data.collate.collate_keypoints`); targets are encoded by the model on its device.
@@ -208,13 +223,15 @@ class KeypointDataModule(L.LightningDataModule):
         )
         self._class_names: tuple[str, ...] | None = None
         self.datasets: dict[str, Dataset] = {}
+        self._read_sets: dict[str, KeypointSet] = {}
+        self.resume_position: dict[str, int] | None = None
 
     @property
     def class_names(self) -> tuple[str, ...]:
         """Keypoint class names: the synthetic ones, or those of the own data sets."""
         if self._class_names is None:
-            own = [d for d in (self.train_dir, self.val_dir, self.test_dir) if d is not None]
-            names = {read_keypoint_set(Path(d)).class_names for d in own}
+            own = self.own_sets()
+            names = {keypoint_set.class_names for keypoint_set in own.values()}
             if len(names) > 1:
                 raise ValueError(f"train/val/test sets have different keypoint classes: {names}")
             self._class_names = names.pop() if own else CLASS_NAMES
@@ -224,6 +241,38 @@ class KeypointDataModule(L.LightningDataModule):
                     f"{CLASS_NAMES}; give train_dir too"
                 )
         return self._class_names
+
+    def own_sets(self) -> dict[str, KeypointSet]:
+        """The own sets given, by split (``"train"``, ``"val"``, ``"test"``), each folder read once.
+
+        A malformed folder, or one without keypoints, is a :class:`ConfigError` naming the
+        argument (a one-line error in the CLI): training on it would teach the network to find
+        nothing, and point AP is undefined on it. Keypoints outside their image are reported while
+        reading (:func:`~hgtrain.data.coco_format.read_keypoint_set`).
+        """
+        sets = {}
+        for split in ("train", "val", "test"):
+            directory = getattr(self, f"{split}_dir")
+            if directory is None:
+                continue
+            try:
+                sets[split] = self._read(directory)
+            except DatasetFormatError as error:
+                raise ConfigError("data", f"{split}_dir", directory, str(error)) from error
+            check(
+                sets[split].num_keypoints > 0,
+                "data",
+                f"{split}_dir",
+                directory,
+                f"{NO_KEYPOINTS}: {WHY_KEYPOINTS[split]}",
+            )
+        return sets
+
+    def _read(self, directory: str) -> KeypointSet:
+        """The parsed set in ``directory``, read (and its ignored keypoints reported) once."""
+        if directory not in self._read_sets:
+            self._read_sets[directory] = read_keypoint_set(Path(directory))
+        return self._read_sets[directory]
 
     @property
     def num_classes(self) -> int:
@@ -298,15 +347,20 @@ class KeypointDataModule(L.LightningDataModule):
             )
 
     def setup(self, stage: str | None = None) -> None:
-        """Build the datasets of ``stage`` (generated sets must exist: see :meth:`prepare_data`)."""
+        """Build the datasets of ``stage`` (generated sets must exist: see :meth:`prepare_data`;
+        own sets must hold keypoints: see :meth:`own_sets`)."""
         evaluation = ResizePad(self.image_size)
+        own = self.own_sets()
         if stage in (None, "fit"):
             self.datasets["train"] = self.make_train_dataset()
         if stage in (None, "fit", "validate"):
-            self.datasets["val"] = KeypointFolder(self.val_dir or self._ready("val"), evaluation)
+            folder = self.val_dir or self._ready("val")
+            self.datasets["val"] = KeypointFolder(folder, evaluation, keypoint_set=own.get("val"))
         if stage in (None, "test"):
             if self.test_dir is not None:
-                self.datasets["test"] = KeypointFolder(self.test_dir, evaluation)
+                self.datasets["test"] = KeypointFolder(
+                    self.test_dir, evaluation, keypoint_set=own["test"]
+                )
             for variant in self.test_sets if self.test_dir is None else ():
                 folder = self._ready("test", variant == "noisy")
                 self.datasets[f"test_{variant}"] = KeypointFolder(folder, evaluation)
@@ -319,7 +373,10 @@ class KeypointDataModule(L.LightningDataModule):
     def make_train_dataset(self) -> Dataset:
         """The training dataset of this configuration (synthetic stream or own folder)."""
         if self.train_dir is not None:
-            return KeypointFolder(self.train_dir, self.train_pipeline, self.seed, self.ignore)
+            keypoint_set = self._read(self.train_dir)
+            return KeypointFolder(
+                self.train_dir, self.train_pipeline, self.seed, self.ignore, keypoint_set
+            )
         noise = self.noise_config if self.noise else None
         return SyntheticKeypoints(
             "train",
@@ -336,10 +393,9 @@ class KeypointDataModule(L.LightningDataModule):
         noisy = self.noise if noisy is None else noisy
         size = self.val_size if split == "val" else self.test_size
         path, settings = self._generated(split, size, noisy)
-        if not is_prepared(path, settings):
-            raise RuntimeError(
-                f"{path} is missing or incomplete: call prepare_data() before setup()"
-            )
+        problem = find_problem(path, settings)
+        if problem is not None:
+            raise RuntimeError(f"{path} {problem}: call prepare_data() before setup()")
         return path
 
     def _loader(self, dataset: Dataset, **kwargs) -> DataLoader:
@@ -349,12 +405,12 @@ class KeypointDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers,
-            **{"collate_fn": collate_keypoints, **kwargs},
+            **{"collate_fn": collate_keypoints, "worker_init_fn": exit_with_parent, **kwargs},
         )
 
     def train_dataloader(self) -> DataLoader:
         """The training stream: new samples every epoch (except when the trainer overfits a few
-        batches), a disjoint share per DDP rank."""
+        batches), a disjoint share per DDP rank; resumed where a checkpoint left it."""
         trainer = self.trainer
         world, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
         dataset = self.datasets["train"]
@@ -366,7 +422,35 @@ class KeypointDataModule(L.LightningDataModule):
             seed=self.seed,
             fresh_epochs=not (trainer and trainer.overfit_batches),
         )
+        position = self.resume_position
+        if position is not None:
+            if (position["batch_size"], position["world_size"]) == (self.batch_size, world):
+                sampler.resume(position["epoch"], position["batches"] * self.batch_size)
+            else:
+                rank_zero_warn(
+                    "hgtrain: the checkpoint was saved at another batch size or number of "
+                    "devices, so its epoch's training stream starts again from the beginning."
+                )
         return self._loader(dataset, sampler=sampler, drop_last=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where training is in its stream (epoch, batches done in it), saved in every checkpoint
+        so that a run resumed mid-epoch sees exactly the batches an uninterrupted one would."""
+        trainer = self.trainer
+        if trainer is None or trainer.state.fn != TrainerFn.FITTING:
+            return {}
+        return {
+            "train_position": {
+                "epoch": trainer.current_epoch,
+                "batches": trainer.fit_loop.epoch_loop.batch_progress.current.processed,
+                "batch_size": self.batch_size,
+                "world_size": trainer.world_size,
+            }
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Take the training stream's position from a checkpoint (see :meth:`state_dict`)."""
+        self.resume_position = state_dict.get("train_position")
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.datasets["val"])

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from hgtrain.data.coco_format import load_sample, read_keypoint_set
+from hgtrain.data.coco_format import KeypointSet, load_sample, read_keypoint_set
 from hgtrain.data.transforms import IgnoreRule, KeypointTransform
 
 __all__ = ["KeypointFolder"]
@@ -19,8 +19,10 @@ class KeypointFolder(Dataset):
     """Images and keypoints of a COCO-keypoints-style folder (see :mod:`hgtrain.data.coco_format`).
 
     The whole annotation file is validated when the dataset is built, so a malformed set fails
-    at once with the file and the problem named. Index ``epoch * len(self) + i`` is image ``i``
-    with the augmentation draw of that epoch (see :class:`hgtrain.data.sampler.EpochSampler`).
+    at once with the file and the problem named; keypoints outside their image are reported and
+    left out then (:func:`~hgtrain.data.coco_format.read_keypoint_set`). Index
+    ``epoch * len(self) + i`` is image ``i`` with the augmentation draw of that epoch (see
+    :class:`hgtrain.data.sampler.EpochSampler`).
 
     Args:
         directory: the folder holding ``annotations.json``.
@@ -28,6 +30,8 @@ class KeypointFolder(Dataset):
             :class:`hgtrain.data.transforms.KeypointTransform`), e.g. ``ResizePad(size)``.
         seed: seed of the augmentation draws.
         ignore: which objects training does not penalise (targets get ``ignore``).
+        keypoint_set: the set already read from ``directory`` (e.g. with ``strict=True``), so that
+            it is not read, and reported on, again; read here when ``None``.
     """
 
     def __init__(
@@ -36,8 +40,10 @@ class KeypointFolder(Dataset):
         pipeline: v2.Transform,
         seed: int = 0,
         ignore: IgnoreRule | None = None,
+        keypoint_set: KeypointSet | None = None,
     ) -> None:
-        keypoint_set = read_keypoint_set(Path(directory))
+        if keypoint_set is None:
+            keypoint_set = read_keypoint_set(Path(directory))
         self.directory = Path(directory)
         self.class_names = keypoint_set.class_names
         self.records = keypoint_set.records

@@ -20,7 +20,8 @@ class EpochSampler(DistributedSampler):
     ``length % W`` positions are dropped so that all ranks run the same number of steps).
 
     It subclasses ``DistributedSampler`` so that Lightning neither replaces it under DDP nor
-    forgets to call :meth:`set_epoch` each epoch.
+    forgets to call :meth:`set_epoch` each epoch. :meth:`resume` skips the start of one epoch, for
+    a run that continues from a checkpoint saved in the middle of it.
 
     Args:
         length: positions per epoch (the dataset's length).
@@ -49,6 +50,12 @@ class EpochSampler(DistributedSampler):
         self.fresh_epochs = fresh_epochs
         self.num_samples = length // num_replicas
         self.total_size = self.num_samples * num_replicas
+        self.resume_epoch, self.consumed = -1, 0
+
+    def resume(self, epoch: int, consumed: int) -> None:
+        """In ``epoch``, leave out the first ``consumed`` indices of this rank's share (those an
+        interrupted run trained on already); other epochs are whole."""
+        self.resume_epoch, self.consumed = epoch, consumed
 
     def __iter__(self) -> Iterator[int]:
         epoch = self.epoch if self.fresh_epochs else 0
@@ -58,7 +65,10 @@ class EpochSampler(DistributedSampler):
         else:
             order = range(self.total_size)
         start = epoch * self.length
-        return iter([start + p for p in order[self.rank : self.total_size : self.num_replicas]])
+        share = order[self.rank : self.total_size : self.num_replicas]
+        if self.epoch == self.resume_epoch:
+            share = share[self.consumed :]
+        return iter([start + p for p in share])
 
     def __len__(self) -> int:
         return self.num_samples

@@ -354,11 +354,11 @@ def _target(
     height, width = size
     alive = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     new_id = np.cumsum(alive) - 1
-    inside = (
+    inside = (  # the closed rectangle [0, W] x [0, H]: box corners on the border count
         (keypoints[:, 0] >= 0)
-        & (keypoints[:, 0] < width)
+        & (keypoints[:, 0] <= width)
         & (keypoints[:, 1] >= 0)
-        & (keypoints[:, 1] < height)
+        & (keypoints[:, 1] <= height)
         & alive[owners]
     )
     kept_boxes = boxes[alive]

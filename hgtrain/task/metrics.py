@@ -28,13 +28,16 @@ class PointAP(Metric):
 
     `compute()` returns, with `{t}` the threshold formatted with `:g` (1, 2, 4, 1.5):
         `map`: mean of the `map@{t}`; `map@{t}`: mean AP over classes that have ground truth;
-        `ap@{t}/{name}` and `ap/{name}` (mean over thresholds) per class, -1 for a class without
-        ground truth; `name` is `class_names[c]` or `class_{c}`;
+        `ap@{t}/{name}` and `ap/{name}` (mean over thresholds) per class; `name` is
+        `class_names[c]` or `class_{c}`;
         `recall@{t}`: class-mean recall using at most `max_detections` top-scored detections per
-        image (all classes together), -1 without ground truth;
+        image (all classes together);
         `loc_error`: mean distance (input pixels) of the matched detections at the largest
-        threshold, NaN when nothing matched.
-    All -1 / NaN conventions follow torchmetrics' MeanAveragePrecision for "not defined".
+        threshold.
+    A value that is not defined is NaN: `map`, `map@{t}` and `recall@{t}` when no class has ground
+    truth, a class's `ap` when it has none, `loc_error` when nothing matched. (torchmetrics'
+    MeanAveragePrecision says -1 instead; NaN cannot pass for a score: Lightning's ModelCheckpoint
+    ranks it below every value, EarlyStopping stops on it, plots show a gap.)
 
     States are 1-D float32 lists reduced with "cat" (plus per-class ground-truth counts reduced
     with "sum"), so a DDP run equals one process on the same data, also when a rank saw no images.
@@ -121,7 +124,7 @@ class PointAP(Metric):
         ranks = self._cat(self.ranks)
         num_gt = self.num_gt
         has_gt = num_gt > 0
-        undefined = torch.tensor(-1.0, device=scores.device)
+        undefined = torch.tensor(torch.nan, device=scores.device)
 
         result: dict[str, Tensor] = {}
         ap_per_threshold = []
@@ -151,9 +154,7 @@ class PointAP(Metric):
         largest = max(range(len(self.thresholds)), key=lambda i: self.thresholds[i])
         matched = self._cat(getattr(self, f"tp_{largest}")) > 0
         distance = self._cat(self.match_distance)
-        result["loc_error"] = (
-            distance[matched].mean() if matched.any() else torch.full_like(undefined, torch.nan)
-        )
+        result["loc_error"] = distance[matched].mean() if matched.any() else undefined
         return result
 
     def _cat(self, state: list[Tensor] | Tensor) -> Tensor:

@@ -1,10 +1,14 @@
 import json
+import math
+import warnings
 
 import numpy as np
 import pytest
 
 from hgtrain.data.coco_format import (
+    MAX_IGNORED_FRACTION,
     DatasetFormatError,
+    IgnoredKeypointsWarning,
     load_sample,
     read_keypoint_set,
     write_keypoint_set,
@@ -14,6 +18,8 @@ from hgtrain.data.photometric import PhotometricNoise
 from hgtrain.data.sample import CLASS_NAMES
 from hgtrain.data.synthetic import SyntheticKeypoints
 from hgtrain.data.transforms import ResizePad
+
+from .own_sets import inside, points, write_points_set
 
 
 @pytest.fixture
@@ -165,3 +171,90 @@ def test_own_data_with_standard_coco_keypoints_is_read(tmp_path):
     np.testing.assert_array_equal(record.labels, [0, 0, 1])
     np.testing.assert_array_equal(record.object_ids, [0, 1, 1])
     assert load_sample(record).image.shape == (3, 20, 30)
+
+
+def test_keypoints_outside_their_image_are_left_out_with_one_warning(tmp_path):
+    write_points_set(tmp_path, inside(19), {"keypoints": points((5, 5), (60, 10.5))})
+    with pytest.warns(IgnoredKeypointsWarning) as caught:
+        keypoint_set = read_keypoint_set(tmp_path)
+    assert [str(w.message) for w in caught] == [
+        f"{tmp_path / 'annotations.json'}: 1 keypoint in 1 image lies outside its image "
+        "(e.g. annotations[1]: (60.0, 10.5) in a 40 x 30 image); they are ignored "
+        "(1 of 21 keypoints, 4.76 %)"
+    ]
+    assert keypoint_set.num_keypoints == 20
+    assert [60.0, 10.5] not in keypoint_set.records[0].keypoints.tolist()
+
+
+def test_keypoints_on_the_image_edges_are_inside(tmp_path):
+    """Pixel i covers [i, i+1): the image is [0, W] x [0, H], its far edges included."""
+    write_points_set(tmp_path, {"keypoints": points((0, 0), (40, 30), (40, 0), (0, 30))})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_keypoint_set(tmp_path).num_keypoints == 4
+
+
+def test_keypoints_of_a_box_outside_the_image_are_left_out_with_it(tmp_path):
+    boxless = {"bbox": [45, 5, 0, 0], "keypoints": points((45, 5))}
+    write_points_set(tmp_path, inside(19), boxless)
+    with pytest.warns(
+        IgnoredKeypointsWarning,
+        match=r"1 keypoint belongs to 1 annotation whose "
+        r"bbox has no area inside the image \(e\.g\. annotations\[1\]: bbox "
+        r"\[45\.0, 5\.0, 0\.0, 0\.0\] in a 40 x 30 image\); they are ignored",
+    ):
+        record = read_keypoint_set(tmp_path).records[0]
+    assert len(record.boxes) == 1 and len(record.keypoints) == 19
+
+
+def test_more_than_a_tenth_of_the_keypoints_outside_is_an_error(tmp_path):
+    outside = [{"keypoints": points((-3, 4))}, {"keypoints": points((5, 31)), "image_id": 1}]
+    write_points_set(tmp_path, inside(8), *outside, images=2)
+    with pytest.raises(DatasetFormatError) as error:
+        read_keypoint_set(tmp_path)
+    assert str(error.value) == (
+        f"{tmp_path / 'annotations.json'}: 2 keypoints in 2 images lie outside their image "
+        "(e.g. annotations[1]: (-3.0, 4.0) in a 40 x 30 image); that is 2 of 10 keypoints, 20 %, "
+        "more than the 10 % that may be ignored: check the keypoint coordinates and the images' "
+        "width and height"
+    )
+    assert MAX_IGNORED_FRACTION == 0.1
+
+
+def test_strict_reading_allows_no_keypoint_outside(tmp_path):
+    write_points_set(tmp_path, inside(99), {"keypoints": points((41, 4))})
+    with pytest.raises(
+        DatasetFormatError, match=r"image\); strict=True allows none \(1 of 100 keypoints, 1 %\)"
+    ):
+        read_keypoint_set(tmp_path, strict=True)
+
+
+@pytest.mark.parametrize(
+    ("annotation", "problem"),
+    [
+        (
+            {"keypoints": [1, 2, 2, math.nan, 3, 2]},
+            r"annotations\[0\]: keypoint 1 \(corner\) x is NaN \(keypoints\[3\]\)",
+        ),
+        (
+            {"keypoints": [1, -math.inf, 2]},
+            r"annotations\[0\]: keypoint 0 \(corner\) y is -Infinity \(keypoints\[1\]\)",
+        ),
+        (
+            {"keypoints": [1, 2, None]},
+            r"annotations\[0\]: keypoint 0 \(corner\) v is null, not a number \(keypoints\[2\]\)",
+        ),
+        (
+            {"keypoints": [], "bbox": [0, 0, math.inf, 3]},
+            r"annotations\[0\]: bbox w is Infinity \(bbox\[2\]\)",
+        ),
+        (
+            {"keypoints": [], "bbox": [0, "1", 3, 3]},
+            r"annotations\[0\]: bbox y is \"1\", not a number \(bbox\[1\]\)",
+        ),
+    ],
+)
+def test_values_that_are_no_finite_numbers_are_named(tmp_path, annotation, problem):
+    write_points_set(tmp_path, annotation)  # json writes NaN and Infinity as JavaScript does
+    with pytest.raises(DatasetFormatError, match=problem + "; keypoints and bbox must be finite"):
+        read_keypoint_set(tmp_path)

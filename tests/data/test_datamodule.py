@@ -1,12 +1,19 @@
+import math
+import re
+import warnings
 from types import SimpleNamespace
 
 import pytest
 import torch
 
+from hgtrain.data.coco_format import IgnoredKeypointsWarning
 from hgtrain.data.datamodule import KeypointDataModule
 from hgtrain.data.render import SceneConfig
 from hgtrain.data.sample import CLASS_NAMES
 from hgtrain.data.transforms import IgnoreRule, RandomWindowCrop
+from hgtrain.errors import ConfigError
+
+from .own_sets import inside, points, write_points_set
 
 
 def small_module(root, **kwargs) -> KeypointDataModule:
@@ -132,3 +139,41 @@ def test_an_ignore_rule_applies_to_training_only(tmp_path):
 def test_object_crops_need_their_fallback_scales(tmp_path):
     with pytest.raises(ValueError, match=r"data\.crop_around_objects=True: needs crop_scales"):
         small_module(tmp_path, crop_around_objects=True)
+
+
+@pytest.mark.parametrize(
+    ("split", "stage", "why"),
+    [
+        ("train", "fit", "training would only teach the network to find none; add annotations"),
+        ("val", "validate", r"point AP \(val/map\) is undefined without ground truth; add annot"),
+        ("test", "test", r"point AP \(test/map\) .* belong in data\.predict_dir, for predict\)"),
+    ],
+)
+def test_an_own_set_without_keypoints_is_an_error_before_training(tmp_path, split, stage, why):
+    empty = str(write_points_set(tmp_path / "empty"))
+    module = small_module(tmp_path, **{f"{split}_dir": empty})
+    message = rf"^data\.{split}_dir={re.escape(repr(empty))}: holds no keypoints .*: {why}"
+    with pytest.raises(ConfigError, match=message):
+        _ = module.class_names  # what the CLI asks for while it builds the model: one line
+    with pytest.raises(ConfigError, match=message):
+        module.setup(stage)
+
+
+def test_a_malformed_own_set_is_an_error_naming_the_argument(tmp_path):
+    folder = write_points_set(tmp_path / "own", {"keypoints": [1, 2, 2, math.nan, 3, 2]})
+    module = small_module(tmp_path, train_dir=str(folder))
+    with pytest.raises(ConfigError, match=r"^data\.train_dir=.*annotations\.json: annotations\[0"):
+        module.own_sets()
+
+
+def test_each_own_folder_is_read_and_its_ignored_keypoints_reported_once(tmp_path):
+    folder = str(write_points_set(tmp_path / "own", inside(19), {"keypoints": points((5, 31))}))
+    module = small_module(tmp_path, train_dir=folder, val_dir=folder, test_dir=folder)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert module.num_classes == 3
+        module.setup("fit")
+        module.setup("test")
+    assert [w.category for w in caught] == [IgnoredKeypointsWarning]
+    _, target = module.datasets["val"][0]  # letterboxed 40 x 30 -> 48 x 48: y = 31 is padding
+    assert len(target["keypoints"]) == 19 and target["keypoints"][:, 1].max() < 30 * 48 / 40

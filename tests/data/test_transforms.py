@@ -108,6 +108,16 @@ def test_keypoints_that_leave_the_image_are_dropped():
     assert torch.all(target["keypoints"] >= 0) and torch.all(target["keypoints"] < 30)
 
 
+def test_a_corner_on_the_image_border_is_kept():
+    on_border = scene()
+    on_border.keypoints[1] = (WIDTH, HEIGHT)  # the box reaches the bottom-right corner
+    on_border.boxes[0, 2:] = (WIDTH, HEIGHT)
+    _, target = run(v2.Identity(), on_border)
+    torch.testing.assert_close(
+        points_of(target, BOTTOM_RIGHT), torch.tensor([[float(WIDTH), float(HEIGHT)]])
+    )
+
+
 def test_a_partly_cropped_box_keeps_only_its_visible_corner():
     shifted = scene()
     shifted.keypoints[:2, 0] += 25

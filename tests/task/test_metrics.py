@@ -94,7 +94,7 @@ def test_each_detection_takes_the_nearest_unmatched_point():
 def test_detections_only_match_points_of_their_class():
     result = _compute([_pred([[10, 10]], [0.9], [1])], [_gt([[10, 10]], [0])], num_classes=2)
     assert result["ap@4/class_0"] == 0.0
-    assert result["ap@4/class_1"] == -1.0  # no ground truth: undefined, left out of the mean
+    assert result["ap@4/class_1"].isnan()  # no ground truth: undefined, left out of the mean
     assert result["map@4"] == 0.0
 
 
@@ -102,8 +102,16 @@ def test_map_averages_only_classes_with_ground_truth():
     gt = [_gt([[10, 10], [30, 30]], [0, 2])]
     preds = [_pred([[10, 10], [50, 50], [70, 70]], [0.9, 0.8, 0.7], [0, 1, 1])]
     result = _compute(preds, gt, num_classes=3, class_names=["tl", "br", "corner"])
-    assert result["ap@4/tl"] == 1.0 and result["ap@4/corner"] == 0.0 and result["ap/br"] == -1.0
+    assert result["ap@4/tl"] == 1.0 and result["ap@4/corner"] == 0.0 and result["ap/br"].isnan()
     assert result["map@4"] == 0.5
+
+
+def test_without_any_ground_truth_every_value_is_nan_not_a_score():
+    """-1 (torchmetrics' "undefined") would pass for a score, e.g. with ModelCheckpoint."""
+    preds = [_pred([[10, 10]], [0.9], [1]), _pred(torch.zeros(0, 2), [], [])]
+    result = _compute(preds, [_gt(torch.zeros(0, 2), [])] * 2, num_classes=2)
+    assert {"map", "map@4", "recall@4", "ap/class_1", "loc_error"} <= set(result)
+    assert all(value.isnan() for value in result.values()), result
 
 
 def test_recall_counts_only_the_top_detections_of_each_image():

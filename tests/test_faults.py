@@ -1,0 +1,158 @@
+"""Long runs survive faults: SIGTERM mid-epoch, SIGKILL mid-write, damaged files, divergence."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from hgtrain.cli import main
+
+from .test_cli import last_weights, tiny_config
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+
+class SigtermAtStep(L.Callback):
+    """Sends this process a SIGTERM after training step ``step``, as a scheduler would."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args, **kwargs) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def fit_in(folder: Path, *extra: str) -> None:
+    folder.mkdir(exist_ok=True)
+    os.chdir(folder)
+    config = tiny_config(folder, max_epochs=2)
+    main(["fit", "--config", str(config), *extra])
+
+
+@pytest.mark.parametrize("step", [3, 6])  # after 3 of epoch 0's 4 batches; 2 of epoch 1's
+def test_a_sigterm_mid_epoch_saves_a_checkpoint_that_resumes_exactly(tmp_path, step):
+    fit_in(tmp_path / "straight")
+    with pytest.raises(SystemExit) as stopped:
+        fit_in(
+            tmp_path / "stopped",
+            f"--trainer.callbacks+={__name__}.SigtermAtStep",
+            f"--trainer.callbacks.step={step}",
+        )
+    assert stopped.value.code == 143
+    (saved,) = (tmp_path / "stopped" / "runs").rglob("last.ckpt")
+    assert torch.load(saved, weights_only=True)["global_step"] == step
+    resumed_from = saved.with_name("stopped.ckpt")
+    saved.rename(resumed_from)
+    fit_in(tmp_path / "stopped", "--ckpt_path", str(resumed_from))
+    expected, resumed = last_weights(tmp_path / "straight"), last_weights(tmp_path / "stopped")
+    assert expected.keys() == resumed.keys()
+    for key in expected:
+        torch.testing.assert_close(resumed[key], expected[key], msg=key)
+
+
+KILL_ON_SECOND_WRITE = """
+import os, signal, sys
+import hgtrain.checkpointing as checkpointing
+from hgtrain.cli import main
+
+real, writes = checkpointing.write_file_atomically, []
+
+def killed_on_second_write(path, write):
+    writes.append(path)
+    def then_killed(file):
+        write(file)
+        file.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(path, then_killed if len(writes) == 2 else write)
+
+if os.environ.get("KILL_ON_SECOND_WRITE"):
+    checkpointing.write_file_atomically = killed_on_second_write
+main(sys.argv[1:])
+"""
+
+
+def fit_process(folder: Path, *extra: str, kill: bool = False) -> int:
+    """``hgtrain fit`` of the tiny config in a process of its own, killed (SIGKILL) during its
+    second checkpoint write when ``kill``; its exit status."""
+    folder.mkdir(exist_ok=True)
+    config = tiny_config(folder, max_epochs=2)
+    command = [sys.executable, "-c", KILL_ON_SECOND_WRITE, "fit", "--config", str(config), *extra]
+    environment = {**os.environ, "KILL_ON_SECOND_WRITE": "1" if kill else ""}
+    return subprocess.run(command, cwd=folder, env=environment, timeout=300).returncode
+
+
+def test_a_kill_during_a_checkpoint_write_leaves_the_previous_checkpoint_to_resume_from(tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert fit_process(straight) == 0
+    every_2 = ("--resumable.every_n_train_steps", "2")
+    assert fit_process(killed, *every_2, kill=True) == -signal.SIGKILL
+    (last,) = (killed / "runs").rglob("last.ckpt")
+    assert torch.load(last, weights_only=True)["global_step"] == 2  # the first write, whole
+    assert fit_process(killed, "--ckpt_path", str(last)) == 0
+    expected, resumed = last_weights(straight), last_weights(killed)
+    for key in expected:
+        torch.testing.assert_close(resumed[key], expected[key], msg=key)
+
+
+def test_a_diverging_run_stops_with_a_message_and_keeps_no_checkpoint_from_after(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        fit_in(
+            tmp_path,
+            "--model.optimizer",
+            "torch.optim.SGD",
+            "--model.optimizer.lr",
+            "1e3",
+            "--resumable.every_n_train_steps",
+            "1",
+        )
+    message = str(stopped.value.code)
+    assert message.startswith("hgtrain: the training loss")
+    assert "lower the learning rate" in message
+    step = int(re.search(r"at step (\d+)", message).group(1))
+    saved = [torch.load(p, weights_only=True)["global_step"] for p in tmp_path.rglob("*.ckpt")]
+    assert saved and max(saved) < step
+    assert not list(tmp_path.rglob("best*.ckpt"))
+
+
+UNREADABLE = "not a readable checkpoint (empty, truncated, or another kind of file)"
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", UNREADABLE),
+        (b"epoch,loss\n1,0.5\n", UNREADABLE),
+        ("truncated", UNREADABLE),
+        (
+            "backbone",
+            "not a training checkpoint (no state_dict); an exported backbone goes to "
+            "--model.backbone_weights",
+        ),
+    ],
+)
+def test_a_bad_checkpoint_file_is_one_line_naming_it(tmp_path, capsys, content, problem):
+    path = tmp_path / "model.ckpt"
+    if content == "truncated":
+        torch.save({"state_dict": {"w": torch.zeros(1000)}}, path)
+        path.write_bytes(path.read_bytes()[:500])
+    elif content == "backbone":
+        torch.save({"format": "hgtrain-backbone", "config": {}}, path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(SystemExit):
+        main(["validate", "--ckpt_path", str(path)])
+    printed = capsys.readouterr().err
+    assert "Traceback" not in printed
+    assert printed.strip().splitlines()[-1].endswith(f"ckpt_path={path}: {problem}")
