@@ -8,7 +8,8 @@
   for a best one (point AP is NaN on an evaluation without ground truth).
 - :class:`ResumableCheckpoints` refreshes ``last.ckpt`` every N training steps and, when the job is
   told to stop (SIGTERM, as SLURM and Kubernetes send before killing it), saves it once more at the
-  batch boundary where Lightning stops, then exits with status 143 (128 + SIGTERM) so schedulers
+  batch boundary where Lightning stops (not during validation, whose metric states a checkpoint
+  cannot hold: the previous ``last.ckpt`` stays), then exits with status 143 (128 + SIGTERM) so schedulers
   see an interrupted job. Resuming with ``--ckpt_path .../last.ckpt`` continues mid-epoch with
   the same batches in the same order as an uninterrupted run (the DataModule saves its position
   in the training stream in every checkpoint).
@@ -114,7 +115,12 @@ class ResumableCheckpoints(Checkpoint):
     ) -> None:
         if not (self.save_on_sigterm and isinstance(exception, SIGTERMException)):
             return
-        if not trainer.training and not trainer.validating:
+        if not trainer.training:  # validation's metrics are not in checkpoints: keep the last one
+            rank_zero_info(
+                f"hgtrain: stopped by SIGTERM during validation at step {trainer.global_step}; "
+                f"resume from the last checkpoint saved before it ({self.path(trainer)} if it "
+                "exists)"
+            )
             return
         path = self.save(trainer)
         rank_zero_info(

@@ -34,6 +34,14 @@ class SigtermAtStep(L.Callback):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
+class SigtermInValidation(L.Callback):
+    """Sends this process a SIGTERM during the first validation after training starts."""
+
+    def on_validation_batch_start(self, trainer: L.Trainer, *args, **kwargs) -> None:
+        if not trainer.sanity_checking:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
 def fit_in(folder: Path, *extra: str) -> None:
     folder.mkdir(exist_ok=True)
     os.chdir(folder)
@@ -60,6 +68,19 @@ def test_a_sigterm_mid_epoch_saves_a_checkpoint_that_resumes_exactly(tmp_path, s
     assert expected.keys() == resumed.keys()
     for key in expected:
         torch.testing.assert_close(resumed[key], expected[key], msg=key)
+
+
+def test_a_sigterm_during_validation_keeps_the_checkpoint_saved_before_it(tmp_path):
+    with pytest.raises(SystemExit) as stopped:
+        fit_in(
+            tmp_path,
+            f"--trainer.callbacks+={__name__}.SigtermInValidation",
+            "--resumable.every_n_train_steps",
+            "3",
+        )
+    assert stopped.value.code == 143
+    (saved,) = tmp_path.rglob("last.ckpt")
+    assert torch.load(saved, weights_only=True)["global_step"] == 3  # not 4, mid-validation
 
 
 KILL_ON_SECOND_WRITE = """
