@@ -89,9 +89,10 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load fails in many ways on a damaged or foreign file
+        reason = next((line.strip() for line in str(err).splitlines() if line.strip()), repr(err))
         raise ValueError(
             f"{path} is not a readable PyTorch checkpoint (truncated, corrupt, or another format): "
-            f"{err}"
+            f"{reason}"
         ) from err
 
 

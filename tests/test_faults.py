@@ -177,3 +177,15 @@ def test_a_bad_checkpoint_file_is_one_line_naming_it(tmp_path, capsys, content, 
     printed = capsys.readouterr().err
     assert "Traceback" not in printed
     assert printed.strip().splitlines()[-1].endswith(f"ckpt_path={path}: {problem}")
+
+
+@pytest.mark.parametrize("content", [None, b"", b"not a checkpoint"])
+def test_bad_backbone_weights_are_one_line_naming_the_file(tmp_path, capsys, content):
+    path = tmp_path / "backbone.pt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(tiny_config(tmp_path)), "--model.backbone_weights", str(path)])
+    printed = capsys.readouterr().err
+    assert "Traceback" not in printed
+    assert f"model.backbone_weights='{path}': " in printed.strip().splitlines()[-1]
