@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import lightning as L
@@ -189,3 +191,23 @@ def test_bad_backbone_weights_are_one_line_naming_the_file(tmp_path, capsys, con
     printed = capsys.readouterr().err
     assert "Traceback" not in printed
     assert f"model.backbone_weights='{path}': " in printed.strip().splitlines()[-1]
+
+
+def test_a_sigterm_to_every_process_of_the_job_still_saves_a_checkpoint(tmp_path):
+    """SLURM signals every process of a job, data workers included: the workers ignore it, the
+    main process stops at its next step, saves last.ckpt and exits with 143."""
+    config = tiny_config(tmp_path, max_epochs=1000)
+    command = [sys.executable, "-m", "hgtrain.cli", "fit", "--config", str(config)]
+    command += ["--data.num_workers", "2", "--data.persistent_workers", "true"]
+    job = subprocess.Popen(command, cwd=tmp_path, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.rglob("best-*.ckpt")) and time.monotonic() < deadline:
+            time.sleep(0.5)  # until the first epoch has trained and validated
+        os.killpg(job.pid, signal.SIGTERM)
+        assert job.wait(timeout=60) == 143
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(job.pid, signal.SIGKILL)
+    (last,) = tmp_path.rglob("last.ckpt")
+    assert torch.load(last, weights_only=True)["global_step"] >= 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -451,6 +452,10 @@ class KeypointDataModule(L.LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Take the training stream's position from a checkpoint (see :meth:`state_dict`)."""
         self.resume_position = state_dict.get("train_position")
+        if self.resume_position is not None:  # the stream resumes here, not in the DataLoader
+            warnings.filterwarnings(
+                "ignore", message=r"You're resuming from a checkpoint that ended"
+            )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.datasets["val"])
