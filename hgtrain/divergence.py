@@ -5,7 +5,8 @@ keeps validating, and may keep writing checkpoints of a broken model. The guard 
 training loss after every step:
 
 - a non-finite loss (NaN or inf), or
-- a loss above ``factor`` times the lowest loss seen so far in the run
+- a loss above ``factor`` times its running average (an exponential moving average over about
+  the last ``1 / smoothing`` steps, so one lucky batch does not lower the bar)
 
 stops the run at once with :class:`DivergenceError`, which names the step and suggests fixes, so
 no checkpoint of the diverged model is written (``last.ckpt`` and the best checkpoint stay those
@@ -39,8 +40,9 @@ class DivergenceGuard(L.Callback):
     """Stops (or skips the steps of) a run whose training loss diverges.
 
     Args:
-        factor: a loss above ``factor`` x the lowest loss so far counts as exploded (0: only
+        factor: a loss above ``factor`` x its running average counts as exploded (0: only
             non-finite losses count).
+        smoothing: weight of each new loss in that running average.
         action: ``"stop"`` raises :class:`DivergenceError`; ``"skip"`` drops the gradients of
             steps with a non-finite loss (an exploded finite loss still stops the run).
         max_skipped: with ``"skip"``, stop after this many skipped steps in a row.
@@ -49,25 +51,32 @@ class DivergenceGuard(L.Callback):
     def __init__(
         self,
         factor: float = 1e3,
+        smoothing: float = 0.1,
         action: Literal["stop", "skip"] = "stop",
         max_skipped: int = 10,
     ) -> None:
-        if factor < 0 or action not in ("stop", "skip") or max_skipped < 1:
+        if (
+            factor < 0
+            or not 0 < smoothing <= 1
+            or action not in ("stop", "skip")
+            or max_skipped < 1
+        ):
             raise ValueError(
-                f"need factor >= 0, action 'stop' or 'skip', max_skipped >= 1; got {factor}, "
-                f"{action!r}, {max_skipped}"
+                f"need factor >= 0, 0 < smoothing <= 1, action 'stop' or 'skip', max_skipped >= 1; "
+                f"got {factor}, {smoothing}, {action!r}, {max_skipped}"
             )
         self.factor = factor
+        self.smoothing = smoothing
         self.action = action
         self.max_skipped = max_skipped
-        self.lowest = math.inf
+        self.average: float | None = None
         self.skipped = 0
 
     def state_dict(self) -> dict[str, Any]:
-        return {"lowest": self.lowest}
+        return {"average": self.average}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.lowest = state_dict.get("lowest", math.inf)
+        self.average = state_dict.get("average")
 
     def on_before_optimizer_step(
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
@@ -110,9 +119,10 @@ class DivergenceGuard(L.Callback):
             if self.action == "skip":
                 return
             raise DivergenceError(f"the training loss is {value} at step {step}: {FIXES}")
-        if self.factor and value > self.factor * self.lowest:
+        average = self.average
+        if self.factor and average is not None and value > self.factor * average:
             raise DivergenceError(
-                f"the training loss exploded to {value:.4g} at step {step}, {value / self.lowest:.3g} "
-                f"times its lowest value so far ({self.lowest:.4g}): {FIXES}"
+                f"the training loss exploded to {value:.4g} at step {step}, {value / average:.3g} "
+                f"times its running average ({average:.4g}): {FIXES}"
             )
-        self.lowest = min(self.lowest, value)
+        self.average = value if average is None else average + self.smoothing * (value - average)
