@@ -21,7 +21,10 @@ TRAINING = {
 }
 TOOLS = {
     "export": ("hgtrain.export", "write a trained backbone to a file of its own"),
-    "benchmark": ("hgtrain.benchmark", "time training steps of a backbone (images/s, memory)"),
+    "benchmark": (
+        "hgtrain.benchmark",
+        "time training steps or inference of a network (images/s, latency, memory)",
+    ),
     "data-preview": ("hgtrain.data.preview", "a PNG grid of samples, keypoints and targets"),
     "data-benchmark": ("hgtrain.data.benchmark", "samples/s of the synthetic data pipeline"),
 }

@@ -1,4 +1,5 @@
-"""The training-step benchmark, and activation checkpointing, the memory option it measures."""
+"""The benchmark: training steps, and activation checkpointing, the memory option it measures;
+inference with decoding, eager, exported or compiled."""
 
 import copy
 import json
@@ -10,20 +11,21 @@ from dataclasses import asdict, replace
 import pytest
 import torch
 
-import hgtrain.benchmark as tool
 from hgtrain import build_backbone
-from hgtrain.benchmark import (
+from hgtrain.benchmark import build_parser, inference, main, training
+from hgtrain.benchmark.inference import TEST_SIZES, InferenceConfig, Predictor, build_network
+from hgtrain.benchmark.report import format_table
+from hgtrain.benchmark.training import (
     TRAINING_SIZES,
     BenchmarkConfig,
     benchmark,
-    build_parser,
-    count_flops,
+    build_module,
     data_throughput,
-    format_table,
-    main,
     versus,
 )
+from hgtrain.models.flops import inference_flops, training_flops
 
+from .helpers import tiny_backbone
 from .models.conftest import tiny_config
 
 
@@ -77,7 +79,7 @@ def test_benchmark_reports_sane_timings_flops_and_memory():
     assert throughput["min"] <= throughput["q1"] <= throughput["median"] <= throughput["max"]
     assert len(result["warmup_step_s"]) == 1 and len(result["losses"]) == 3
     assert all(math.isfinite(loss) for loss in result["losses"])
-    assert result["flops_per_step"] > 0
+    assert result["flops_per_step"] == training_flops(build_module(config).model.config, 2) > 0
     assert result["tflops_per_s"] == pytest.approx(
         result["flops_per_step"] / times["median"] / 1e12
     )
@@ -88,15 +90,21 @@ def test_benchmark_reports_sane_timings_flops_and_memory():
 
 def test_flops_double_with_the_batch_and_ignore_checkpointing():
     base = BenchmarkConfig(backbone=tiny_config("saccade"), input_size=64, batch_size=1)
-    one = count_flops(base)
-    assert count_flops(replace(base, batch_size=2)) == 2 * one
-    assert count_flops(replace(base, checkpoint_stacks=True)) == one
+    network = build_module(base).model.config
+    one = training_flops(network, 1)
+    assert training_flops(network, 2) == 2 * one
+    assert (
+        training_flops(build_module(replace(base, checkpoint_stacks=True)).model.config, 1) == one
+    )
+    assert inference_flops(network, 2) == 2 * inference_flops(network, 1)
 
 
 def test_flops_of_a_full_training_step_are_about_three_forwards():
-    # Spec section 8: the Squeeze backbone at 511 px costs 74 GFLOPs forward; fwd + bwd ~ 3x.
-    flops = count_flops(BenchmarkConfig(backbone="squeeze", input_size=511, batch_size=1))
-    assert 3 * 74e9 < flops < 3 * 131e9
+    # Spec section 8: the Squeeze backbone at 511 px costs 74 GFLOPs forward, 131 with the heads
+    # of both stacks; fwd + bwd ~ 3x. Inference runs the last stack's heads only.
+    network = build_module(BenchmarkConfig(backbone="squeeze", input_size=511)).model.config
+    assert 3 * 74e9 < training_flops(network, 1) < 3 * 131e9
+    assert 74e9 < inference_flops(network, 1) < 131e9
 
 
 def test_command_line_writes_json(tmp_path):
@@ -204,7 +212,7 @@ def test_command_line_takes_a_yaml_config_and_announces_the_configuration(
         timed.append((config, capsys.readouterr().out))
         return fake_result(config)
 
-    monkeypatch.setattr(tool, "benchmark", fake_benchmark)
+    monkeypatch.setattr(training, "benchmark", fake_benchmark)
     path = tmp_path / "benchmark.yaml"
     path.write_text(
         "backbone: saccade\ninput_size: 63\nbatch_size: 3\ndevice: cpu\nsteps: 4\nwarmup: 1\n"
@@ -238,7 +246,7 @@ def test_versus_announces_both_configurations(monkeypatch, capsys):
             "paired_time_ratio": {"median": 0.5, "q1": 0.4, "q3": 0.6},
         }
 
-    monkeypatch.setattr(tool, "versus", fake_versus)
+    monkeypatch.setattr(training, "versus", fake_versus)
     main(["--input_size", "127", "--device", "cpu", "--steps", "3", "--versus", "bf16"])
     announced, summary = capsys.readouterr().out.splitlines()
     assert announced == (
@@ -268,6 +276,214 @@ def test_switches_take_true_or_false():
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_option_and_the_value(args, message, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main([*args.split(), "--device", "cpu"])
+    assert exit.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"hgtrain benchmark: {message}")
+
+
+def tiny_inference(**options) -> InferenceConfig:
+    """A tiny Squeeze-like network at 64 px, batch 2: a fast inference configuration."""
+    defaults = dict(backbone=tiny_backbone("squeeze"), input_size=64, batch_size=2, steps=3)
+    return InferenceConfig(**{**defaults, "warmup": 1, **options})
+
+
+def test_inference_reports_latency_throughput_flops_and_memory():
+    config = tiny_inference()
+    result = inference.benchmark(config)
+    latency, batch, ips = result["latency_s"], result["batch_time_s"], result["images_per_s"]
+    assert result["mode"] == "inference" and result["runtime"] == "eager"
+    for times in (latency, batch):
+        assert 0 < times["min"] <= times["q1"] <= times["median"] <= times["q3"] <= times["max"]
+    assert ips["median"] == pytest.approx(2 / batch["median"])
+    assert ips["min"] <= ips["q1"] <= ips["median"] <= ips["q3"] <= ips["max"]
+    assert len(result["warmup_latency_s"]) == len(result["warmup_batch_s"]) == 1
+    flops = inference_flops(build_network(config).config, 1)
+    assert result["flops_per_image"] == flops > 0
+    assert result["gflops_per_s"] == pytest.approx(2 * flops / batch["median"] / 1e9)
+    assert result["latency_gflops_per_s"] == pytest.approx(flops / latency["median"] / 1e9)
+    assert 0 < result["keypoints_per_image"] <= 100  # decoded: top_k is 100
+    assert result["state_memory_mib"] >= 4 * result["parameters"] / 2**20
+    assert result["peak_memory_mib"] >= 0 and result["memory_method"]
+    assert result["export_s"] == 0
+
+
+def test_batch_one_is_timed_once():
+    result = inference.benchmark(tiny_inference(batch_size=1, steps=2))
+    assert result["batch_time_s"] == result["latency_s"]
+    assert result["warmup_batch_s"] == []
+
+
+def test_an_inference_call_returns_the_decoded_keypoints_of_predict():
+    config = tiny_inference()
+    torch.manual_seed(0)
+    predictor, inputs, _ = inference.prepare(config)
+    assert isinstance(predictor, Predictor) and list(inputs) == [1, 2]
+    images = inputs[2]
+    assert images.dtype == torch.float32 and images.min() >= 0 and images.max() <= 1
+    predictions = predictor(images)
+    expected = predictor.network.predict(images)
+    assert len(predictions) == 2
+    for got, want in zip(predictions, expected, strict=True):
+        assert 0 < len(got["keypoints"]) <= 100
+        assert ((got["keypoints"] >= 0) & (got["keypoints"] <= 64)).all()
+        for key in ("keypoints", "scores", "labels"):
+            assert torch.equal(got[key], want[key]), key
+
+
+@pytest.mark.parametrize("option", ["export", "channels_last"])
+def test_exported_and_channels_last_calls_agree_with_eager(option):
+    config = tiny_inference(batch_size=3)
+    results = {}
+    for name, side in (("eager", config), (option, replace(config, **{option: True}))):
+        torch.manual_seed(0)
+        predictor, inputs, export_s = inference.prepare(side)
+        assert (export_s > 0) == (name == "export")
+        results[name] = [predictor(images) for images in inputs.values()]
+    for eager, other in zip(results["eager"], results[option], strict=True):
+        for a, b in zip(eager, other, strict=True):
+            assert torch.equal(a["labels"], b["labels"])
+            torch.testing.assert_close(a["keypoints"], b["keypoints"])
+            torch.testing.assert_close(a["scores"], b["scores"])
+
+
+@pytest.mark.slow
+def test_compiled_calls_agree_with_eager():
+    config = tiny_inference(batch_size=1)
+    results = []
+    for side in (config, replace(config, compile=True)):
+        torch.manual_seed(0)
+        predictor, inputs, _ = inference.prepare(side)
+        results.append(predictor(inputs[1])[0])
+    eager, compiled = results
+    assert torch.equal(eager["labels"], compiled["labels"])
+    torch.testing.assert_close(eager["keypoints"], compiled["keypoints"])
+
+
+def test_inference_versus_interleaves_both_batch_sizes():
+    config = tiny_inference(steps=2)
+    result = inference.versus(config, "bf16")
+    assert result["mode"] == "inference" and result["versus"] == "bf16"
+    latency, batch = result["latency_s"], result["batch_time_s"]
+    assert list(latency) == list(batch) == ["base", "bf16"]
+    assert result["latency_ratio"] == pytest.approx(
+        latency["bf16"]["median"] / latency["base"]["median"]
+    )
+    assert result["time_ratio"] == pytest.approx(batch["bf16"]["median"] / batch["base"]["median"])
+    assert result["images_per_s"]["base"]["median"] == pytest.approx(2 / batch["base"]["median"])
+    with pytest.raises(ValueError, match="already on"):
+        inference.versus(replace(config, precision="bf16"), "bf16")
+    with pytest.raises(ValueError, match="versus=compile: export=True: "):
+        inference.versus(replace(config, export=True), "compile")
+    with pytest.raises(ValueError, match="versus=fused_optimizer: must be one of"):
+        inference.versus(config, "fused_optimizer")
+
+
+def test_default_inference_input_size_is_the_test_size():
+    assert [InferenceConfig(backbone=name).input_size for name in TEST_SIZES] == [511, 255, 511]
+
+
+def test_inference_command_line_times_a_registered_network_and_writes_json(tmp_path, capsys):
+    path = tmp_path / "inference.json"
+    command = "--mode inference --backbone squeeze --input_size 127 --batch_size 2 --steps 1"
+    result = main([*command.split(), "--warmup", "0", "--device", "cpu", "--json", str(path)])
+    announced, summary = capsys.readouterr().out.splitlines()
+    assert announced == (
+        "timing squeeze @127 cpu fp32 eager inference at batch 1 and batch 2 "
+        "(calls at each: 0 warm-up, 1 timed)"
+    )
+    assert summary.startswith("squeeze @127 cpu fp32 eager inference: latency ")
+    assert "img/s at batch 2" in summary
+    assert json.loads(path.read_text()) == result
+    assert result["config"]["backbone"] == "squeeze" and result["keypoints_per_image"] > 0
+
+
+def fake_inference_result(config: InferenceConfig, latency: float, images_per_s: float) -> dict:
+    """What ``inference.benchmark`` returns, with made-up numbers: enough for the reports."""
+    return {
+        "mode": "inference",
+        "config": asdict(config),
+        "latency_s": {"median": latency, "q1": latency, "q3": latency},
+        "images_per_s": {"median": images_per_s, "q1": images_per_s, "q3": images_per_s},
+        "gflops_per_s": 50.0,
+        "keypoints_per_image": 100.0,
+        "peak_memory_mib": 400.0,
+        "state_memory_mib": 120.0,
+        "call_memory_mib": 280.0,
+        "export_s": 1.5,
+        "warmup_latency_s": [0.5],
+        "warmup_batch_s": [1.0],
+    }
+
+
+def test_tables_show_training_and_inference_rows(tmp_path):
+    squeeze = InferenceConfig(input_size=127, device="cpu")
+    results = [
+        fake_result(BenchmarkConfig(input_size=127)),
+        fake_inference_result(squeeze, 0.100, 20.0),
+        fake_inference_result(replace(squeeze, export=True, channels_last=True), 0.080, 30.0),
+    ]
+    paths = []
+    for index, result in enumerate(results):
+        paths.append(tmp_path / f"{index}.json")
+        paths[-1].write_text(json.dumps(result))
+    training_table, inference_table = format_table(results).split("\n\n")
+    assert len(training_table.splitlines()) == 3
+    header, _, base, exported = inference_table.splitlines()
+    assert header.startswith("| backbone | input | device | options | latency ms")
+    assert base == (
+        "| squeeze | 127 | cpu | fp32 eager | 100.0 (100.0-100.0) | 1.00x | 4 | "
+        "20.00 (20.00-20.00) | 1.00x | 50.0 | 400 | 3.0 |"
+    )
+    assert "| fp32 export channels_last | 80.0 (80.0-80.0) | 1.25x | 4 | 30.00" in exported
+    assert main(["--table", *map(str, paths)]) is None
+
+
+def test_inference_versus_announces_both_configurations(monkeypatch, capsys):
+    def fake_versus(config, option):
+        times = {"base": {"median": 0.2, "q1": 0.2, "q3": 0.2}, option: {"median": 0.1}}
+        ratio = {"median": 0.5, "q1": 0.4, "q3": 0.6}
+        return {
+            "mode": "inference",
+            "config": asdict(config),
+            "latency_s": times,
+            "latency_ratio": 0.5,
+            "paired_latency_ratio": ratio,
+            "images_per_s": {"base": {"median": 20.0}, option: {"median": 40.0}},
+            "time_ratio": 0.5,
+            "paired_time_ratio": ratio,
+        }
+
+    monkeypatch.setattr(inference, "versus", fake_versus)
+    command = "--mode inference --input_size 127 --device cpu --steps 3 --versus export"
+    main(command.split())
+    announced, summary = capsys.readouterr().out.splitlines()
+    assert announced == (
+        "interleaving squeeze @127 cpu fp32 eager inference and squeeze @127 cpu fp32 export "
+        "inference at batch 1 and batch 4 (rounds: 2 warm-up, 3 timed)"
+    )
+    assert summary == (
+        "squeeze @127 cpu fp32 eager inference: latency base 200.0 ms, export 100.0 ms; time "
+        "ratio export/base 0.500 (per round: median 0.500, IQR 0.400-0.600); batch 4: base 20.00 "
+        "img/s, export 40.00 img/s; time ratio 0.500 (per round: median 0.500, IQR 0.400-0.600)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ("--mode serving", "argument --mode: invalid choice: 'serving'"),
+        ("--mode inference --batch_size 0", "--batch_size=0: must be >= 1"),
+        ("--mode inference --fused_optimizer true", "--fused_optimizer=True: training mode only"),
+        ("--mode inference --data_workers 2", "--data_workers=2: training mode only"),
+        ("--export true", "--export=True: inference mode only; not with --mode training"),
+        ("--mode inference --compile true --export true", "--export=True: times the exported"),
+        ("--mode inference --versus checkpoint_stacks", "--versus=checkpoint_stacks: must be"),
+        ("--mode inference --export true --versus export", "--versus=export: export is already"),
+    ],
+)
+def test_a_bad_inference_value_is_one_line_naming_the_option(args, message, capsys):
     with pytest.raises(SystemExit) as exit:
         main([*args.split(), "--device", "cpu"])
     assert exit.value.code == 2

@@ -381,6 +381,8 @@ RUNNERS: dict[str, Callable[[str], None]] = {
     "hgtrain fit --config squeeze.yaml --config finetune.yaml --model.backbone_weights CornerNet_Squeeze_500000.pkl": fine_tunes_original_weights,
     "hgtrain benchmark --backbone squeeze --input_size 255 --batch_size 2 --steps 5 --warmup 1 --data_workers 2": benchmarks,
     "hgtrain benchmark --backbone squeeze --input_size 255 --batch_size 2 --steps 6 --warmup 1 --versus bf16": benchmarks,
+    "hgtrain benchmark --mode inference --backbone squeeze --input_size 511 --batch_size 4 --steps 5 --warmup 1": benchmarks,
+    "hgtrain benchmark --mode inference --backbone squeeze --input_size 511 --batch_size 4 --steps 5 --warmup 1 --versus bf16": benchmarks,
     "python -m tests.reference.compare --backbone squeeze --input_size 255 --batch_size 2 --steps 6 --warmup 1": reference_compare,
     "scripts/gpu_check.sh --device cpu --tiny --skip-compile --no-install --out gpu_check_dry_run": gpu_check_dry_run,
 }  # fmt: skip

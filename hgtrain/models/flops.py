@@ -49,7 +49,7 @@ def _count(
             sum(t.float().sum() for t in _tensors(outputs)).backward()
         else:
             with torch.no_grad():
-                model(images, last_stack_only=True)
+                model.eval()(images, last_stack_only=True)
     return counter.get_total_flops()
 
 

@@ -26,15 +26,10 @@ import torch
 from torch import nn
 
 from hgtrain.arguments import OptionError, ToolParser
-from hgtrain.benchmark import (
-    BenchmarkConfig,
-    build_module,
-    interleave,
-    machine_info,
-    paired,
-    prepare,
-    versus_summary,
-)
+from hgtrain.benchmark.measure import compare as time_ratios
+from hgtrain.benchmark.measure import interleave, machine_info, spread, throughput
+from hgtrain.benchmark.report import versus_summary
+from hgtrain.benchmark.training import BenchmarkConfig, build_module, prepare
 from hgtrain.models import BackboneOutput, HourglassConfig, list_backbones
 from hgtrain.module import HourglassKeypointModule
 from tests.reference import cornernet_lite
@@ -71,12 +66,17 @@ def twin_modules(
 def compare(config: BenchmarkConfig) -> dict[str, Any]:
     """Warm both up, then time ``config.steps`` rounds of one step each, alternating the order."""
     modules = dict(zip(("hgtrain", "reference"), twin_modules(config), strict=True))
-    steps = {name: prepare(config, module) for name, module in modules.items()}
-    times, losses = interleave(steps, config.steps, config.warmup, config.device)
+    prepared = {name: prepare(config, module) for name, module in modules.items()}
+    calls = {name: (lambda s=step, b=batch: s(b)) for name, (step, batch) in prepared.items()}
+    times, results = interleave(calls, config.steps, config.warmup, config.device)
+    spreads = {name: spread(t) for name, t in times.items()}
+    losses = {name: [loss.item() for loss in values] for name, values in results.items()}
     return {
         "config": asdict(config),
         "machine": machine_info(config.device),
-        **paired(times, config.batch_size),
+        "step_time_s": spreads,
+        "images_per_s": {name: throughput(s, config.batch_size) for name, s in spreads.items()},
+        **time_ratios(times["hgtrain"], times["reference"]),
         "losses": losses,
         "identical_losses": losses["hgtrain"] == losses["reference"],
     }

@@ -1,0 +1,7 @@
+"""``python -m hgtrain.benchmark``: the same as ``hgtrain benchmark``."""
+
+import sys
+
+from hgtrain.benchmark.cli import main
+
+main(sys.argv[1:])

@@ -1,0 +1,289 @@
+"""Training mode: time full training steps of a backbone with its heads and loss.
+
+A step is what one optimisation step of ``hgtrain fit`` costs without the data loader: the uint8
+batch is normalised on the device, the targets are encoded, the focal and offset losses of every
+stack are computed (``HourglassKeypointModule.shared_step``), then backward and an Adam step, on a
+synthetic batch made once (:mod:`hgtrain.benchmark.workload`).
+
+Reported (:func:`benchmark`): step times after warm-up and images/s, the FLOPs of one step
+(:func:`hgtrain.models.flops.training_flops`: forward and backward, no checkpoint recomputation)
+and the achieved TFLOP/s, and peak memory (:mod:`hgtrain.benchmark.measure`).
+``state_memory_mib`` is what persists between steps (weights, buffers, Adam's moments), counted
+exactly; ``step_memory_mib``, the rest of the peak, is what a step adds on top: activations,
+gradients (freed by ``zero_grad(set_to_none=True)`` between steps) and workspace, the part that batch
+size, checkpointing and precision change. :func:`versus` interleaves a configuration with itself
+plus one option.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from hgtrain.arguments import OptionError
+from hgtrain.benchmark.measure import (
+    MIB,
+    PeakMemory,
+    compare,
+    interleave,
+    machine_info,
+    spread,
+    tensor_bytes,
+    throughput,
+    time_call,
+)
+from hgtrain.benchmark.workload import check_common_options, class_names, synthetic_batch
+from hgtrain.data.benchmark import benchmark_size
+from hgtrain.models.backbone import HourglassConfig
+from hgtrain.models.flops import training_flops
+from hgtrain.module import Batch, HourglassKeypointModule
+
+__all__ = [
+    "TRAINING_SIZES",
+    "VERSUS",
+    "BenchmarkConfig",
+    "TrainStep",
+    "benchmark",
+    "build_module",
+    "build_optimizer",
+    "data_throughput",
+    "prepare",
+    "state_bytes",
+    "switched_on",
+    "versus",
+]
+
+TRAINING_SIZES = {"cornernet": 511, "saccade": 255, "squeeze": 511}
+"""Input side each variant is trained at in the original configs."""
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """One training configuration to time. See ``hgtrain benchmark --help`` for each option."""
+
+    backbone: str | HourglassConfig = "squeeze"
+    input_size: int | None = None
+    batch_size: int = 2
+    device: str = "cpu"
+    steps: int = 5
+    warmup: int = 2
+    channels_last: bool = False
+    precision: Literal["32", "bf16"] = "32"
+    compile: bool = False
+    checkpoint_stacks: bool = False
+    fused_optimizer: bool = False
+    cudnn_benchmark: bool = False
+    corner_pool: bool = False
+    num_classes: int = 3
+    objects_per_image: int = 8
+    seed: int = 0
+    data_workers: int = 0
+
+    def __post_init__(self) -> None:
+        minimums = {"batch_size": 1, "steps": 1, "warmup": 0, "num_classes": 1, "data_workers": 0}
+        check_common_options(self, TRAINING_SIZES, minimums)
+
+
+def build_module(config: BenchmarkConfig, device: str | None = None) -> HourglassKeypointModule:
+    """The LightningModule of ``hgtrain fit`` for this configuration, in train mode, on ``device``
+    (default: the configuration's)."""
+    module = HourglassKeypointModule(
+        backbone=config.backbone,
+        num_classes=config.num_classes,
+        class_names=class_names(config.num_classes),
+        input_size=config.input_size,
+        corner_pool=config.corner_pool,
+        checkpoint_stacks=config.checkpoint_stacks,
+    )
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    return module.to(device=device or config.device, memory_format=memory_format).train()
+
+
+def build_optimizer(module: torch.nn.Module, fused: bool) -> torch.optim.Optimizer:
+    """The original optimizer, Adam with lr 2.5e-4; ``fused`` picks the single-kernel version."""
+    return torch.optim.Adam(module.parameters(), lr=2.5e-4, fused=True if fused else None)
+
+
+class TrainStep:
+    """One optimisation step: zero grads, forward + loss (under autocast for bf16), backward, step."""
+
+    def __init__(
+        self,
+        module: HourglassKeypointModule,
+        optimizer: torch.optim.Optimizer,
+        precision: str = "32",
+    ) -> None:
+        self.module = module
+        self.optimizer = optimizer
+        self.precision = precision
+        self.device_type = next(module.parameters()).device.type
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast for ``precision="bf16"``, else nothing."""
+        if self.precision == "bf16":
+            return torch.autocast(self.device_type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def __call__(self, batch: Batch) -> Tensor:
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            _, losses, _ = self.module.shared_step(batch)
+        losses.total.backward()
+        self.optimizer.step()
+        return losses.total.detach()
+
+
+def state_bytes(module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """Bytes that persist between steps: parameters, buffers and optimizer state."""
+    tensors = [*module.parameters(), *module.buffers()]
+    tensors += [
+        v for state in optimizer.state.values() for v in state.values() if isinstance(v, Tensor)
+    ]
+    return tensor_bytes(tensors)
+
+
+def data_throughput(
+    input_size: int, workers: int, images_per_s: float, seconds: float = 2.0
+) -> dict[str, Any]:
+    """Samples/s of one DataLoader worker of the default training pipeline, against the model.
+
+    Measured in this process with one thread, as a worker runs (``hgtrain.data.benchmark``).
+    ``workers_needed`` uses the CPU-time rate, what one dedicated core delivers; ``workers``
+    workers give about ``workers`` times the per-worker rate while there are that many free cores.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        measured = benchmark_size(input_size, seconds=seconds, runs=3, encode=False)
+    finally:
+        torch.set_num_threads(threads)
+    per_worker = measured["samples_per_s_cpu"]
+    return {
+        "samples_per_s_per_worker": measured["samples_per_s"],
+        "samples_per_s_per_worker_cpu_time": per_worker,
+        "workers": workers,
+        "samples_per_s_with_workers": workers * per_worker,
+        "workers_needed": math.ceil(images_per_s / per_worker),
+        "limits_training": workers * per_worker < images_per_s,
+    }
+
+
+def prepare(
+    config: BenchmarkConfig, module: HourglassKeypointModule | None = None
+) -> tuple[TrainStep, Batch]:
+    """The step (module built from ``config`` unless given, Adam, compiled if asked) and its batch.
+
+    Call it with the global seed set: two calls after the same seed build the same weights.
+    """
+    if module is None:
+        module = build_module(config)
+    optimizer = build_optimizer(module, config.fused_optimizer)
+    if config.compile:
+        module.compile()
+    images, targets = synthetic_batch(
+        config.batch_size,
+        config.input_size,
+        config.num_classes,
+        config.objects_per_image,
+        config.seed,
+        config.device,
+    )
+    if config.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return TrainStep(module, optimizer, config.precision), (images, targets)
+
+
+def benchmark(config: BenchmarkConfig) -> dict[str, Any]:
+    """Time ``config.steps`` training steps after ``config.warmup`` and return the results."""
+    torch.backends.cudnn.benchmark = config.cudnn_benchmark
+    memory = PeakMemory(config.device)
+    torch.manual_seed(config.seed)
+    step, batch = prepare(config)
+    module, optimizer = step.module, step.optimizer
+
+    def call() -> Tensor:
+        return step(batch)
+
+    warmup_times = [time_call(call, config.device)[0] for _ in range(config.warmup)]
+    memory.restart()
+    times, losses = [], []
+    for _ in range(config.steps):
+        seconds, loss = time_call(call, config.device)
+        times.append(seconds)
+        losses.append(loss.item())
+    peak = memory.peak()
+    state = state_bytes(module, optimizer)
+
+    flops = training_flops(module.model.config, config.batch_size)
+    step_time = spread(times)
+    images_per_s = throughput(step_time, config.batch_size)
+    result = {
+        "config": asdict(config),
+        "machine": machine_info(config.device),
+        "parameters": sum(p.numel() for p in module.parameters()),
+        "optimizer": "Adam (fused)" if config.fused_optimizer else "Adam (default implementation)",
+        "warmup_step_s": warmup_times,
+        "step_time_s": step_time,
+        "images_per_s": images_per_s,
+        "flops_per_step": flops,
+        "tflops_per_s": flops / step_time["median"] / 1e12,
+        "peak_memory_mib": peak / MIB,
+        "state_memory_mib": state / MIB,
+        "step_memory_mib": max(0, peak - state) / MIB,
+        "memory_method": memory.method,
+        "memory_reliable": memory.reliable,
+        "losses": losses,
+    }
+    if config.data_workers:
+        result["data"] = data_throughput(
+            config.input_size, config.data_workers, images_per_s["median"]
+        )
+    return result
+
+
+VERSUS = ("channels_last", "checkpoint_stacks", "fused_optimizer", "compile", "bf16")
+"""Options ``--versus`` can turn on for the second side of an interleaved comparison."""
+
+
+def switched_on(config: BenchmarkConfig, option: str) -> BenchmarkConfig:
+    """``config`` with ``option`` (one of ``VERSUS``) on; an ``OptionError`` if it is on already."""
+    if option not in VERSUS:
+        raise OptionError("versus", option, f"must be one of {', '.join(VERSUS)} in training mode")
+    other = (
+        replace(config, precision="bf16") if option == "bf16" else replace(config, **{option: True})
+    )
+    if other == config:
+        raise OptionError(
+            "versus",
+            option,
+            f"{option} is already on; --versus compares a configuration without it",
+        )
+    return other
+
+
+def versus(config: BenchmarkConfig, option: str) -> dict[str, Any]:
+    """``config`` against the same configuration with ``option`` on, steps interleaved in one
+    process (so no memory figures), from the same weights; reports the time ratio."""
+    other = switched_on(config, option)
+    torch.backends.cudnn.benchmark = config.cudnn_benchmark
+    calls = {}
+    for name, side in (("base", config), (option, other)):
+        torch.manual_seed(config.seed)
+        step, batch = prepare(side)
+        calls[name] = lambda step=step, batch=batch: step(batch)
+    times, losses = interleave(calls, config.steps, config.warmup, config.device)
+    spreads = {name: spread(t) for name, t in times.items()}
+    return {
+        "config": asdict(config),
+        "versus": option,
+        "machine": machine_info(config.device),
+        "step_time_s": spreads,
+        "images_per_s": {name: throughput(s, config.batch_size) for name, s in spreads.items()},
+        **compare(times["base"], times[option]),
+        "losses": {name: [loss.item() for loss in values] for name, values in losses.items()},
+    }
