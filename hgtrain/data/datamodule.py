@@ -232,15 +232,26 @@ class KeypointDataModule(L.LightningDataModule):
         """Keypoint class names: the synthetic ones, or those of the own data sets."""
         if self._class_names is None:
             own = self.own_sets()
-            names = {keypoint_set.class_names for keypoint_set in own.values()}
-            if len(names) > 1:
-                raise ValueError(f"train/val/test sets have different keypoint classes: {names}")
-            self._class_names = names.pop() if own else CLASS_NAMES
-            if own and self.train_dir is None and self._class_names != CLASS_NAMES:
-                raise ValueError(
-                    f"own sets have classes {self._class_names} but synthetic training uses "
-                    f"{CLASS_NAMES}; give train_dir too"
+            names = {split: keypoint_set.class_names for split, keypoint_set in own.items()}
+            if len(set(names.values())) > 1:
+                split = next(s for s in names if names[s] != next(iter(names.values())))
+                raise ConfigError(
+                    "data",
+                    f"{split}_dir",
+                    getattr(self, f"{split}_dir"),
+                    f"its keypoint classes differ from the other sets': {names}",
                 )
+            self._class_names = next(iter(names.values())) if own else CLASS_NAMES
+            if own and self._class_names != CLASS_NAMES:
+                for split in ("train", "val", "test"):
+                    check(
+                        split in own,
+                        "data",
+                        f"{split}_dir",
+                        None,
+                        f"the generated {split} set has the classes {list(CLASS_NAMES)}, but the "
+                        f"own sets have {list(self._class_names)}: give data.{split}_dir too",
+                    )
         return self._class_names
 
     def own_sets(self) -> dict[str, KeypointSet]:

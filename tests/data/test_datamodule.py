@@ -1,3 +1,4 @@
+import json
 import math
 import re
 import warnings
@@ -177,3 +178,29 @@ def test_each_own_folder_is_read_and_its_ignored_keypoints_reported_once(tmp_pat
     assert [w.category for w in caught] == [IgnoredKeypointsWarning]
     _, target = module.datasets["val"][0]  # letterboxed 40 x 30 -> 48 x 48: y = 31 is padding
     assert len(target["keypoints"]) == 19 and target["keypoints"][:, 1].max() < 30 * 48 / 40
+
+
+def own_classes_set(folder):
+    """An own set whose only class is ``corner`` (not the synthetic sets' three classes)."""
+    write_points_set(folder, inside(4))
+    document = json.loads((folder / "annotations.json").read_text())
+    document["info"]["keypoint_classes"] = ["corner"]
+    (folder / "annotations.json").write_text(json.dumps(document))
+    return str(folder)
+
+
+def test_own_classes_need_own_sets_for_every_split(tmp_path):
+    train = own_classes_set(tmp_path / "train")
+    with pytest.raises(
+        ConfigError, match=r"data.val_dir=None: the generated val set has the classes"
+    ):
+        _ = KeypointDataModule(train_dir=train, num_workers=0).class_names
+    every = {f"{s}_dir": own_classes_set(tmp_path / s) for s in ("val", "test")}
+    assert KeypointDataModule(train_dir=train, **every, num_workers=0).class_names == ("corner",)
+
+
+def test_own_sets_with_different_classes_are_named(tmp_path):
+    train = own_classes_set(tmp_path / "train")
+    val = str(write_points_set(tmp_path / "val", inside(4)))
+    with pytest.raises(ConfigError, match=r"data.val_dir=.*its keypoint classes differ"):
+        _ = KeypointDataModule(train_dir=train, val_dir=val, num_workers=0).class_names
