@@ -204,3 +204,33 @@ def test_own_sets_with_different_classes_are_named(tmp_path):
     val = str(write_points_set(tmp_path / "val", inside(4)))
     with pytest.raises(ConfigError, match=r"data.val_dir=.*its keypoint classes differ"):
         _ = KeypointDataModule(train_dir=train, val_dir=val, num_workers=0).class_names
+
+
+def resumed_loader(batch_size: int, saved_batch_size: int = 4):
+    module = KeypointDataModule(
+        image_size=32, train_length=16, batch_size=batch_size, num_workers=0
+    )
+    module.load_state_dict(
+        {
+            "train_position": {
+                "epoch": 0,
+                "batches": 2,
+                "batch_size": saved_batch_size,
+                "world_size": 1,
+            }
+        }
+    )
+    module.datasets["train"] = module.make_train_dataset()
+    return module.train_dataloader()
+
+
+def test_a_resumed_stream_leaves_out_what_the_checkpoint_trained_on():
+    ids = [int(t["image_id"]) for _, targets in resumed_loader(4) for t in targets]
+    assert ids == list(range(8, 16))  # the first 2 batches of 4 were trained on
+
+
+def test_resuming_at_another_batch_size_starts_the_epoch_again_and_says_so():
+    with pytest.warns(UserWarning, match="another batch size or number of devices"):
+        loader = resumed_loader(2)
+    ids = [int(t["image_id"]) for _, targets in loader for t in targets]
+    assert ids == list(range(16))
