@@ -26,10 +26,9 @@ plus one option.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import torch
@@ -47,7 +46,13 @@ from hgtrain.benchmark.measure import (
     throughput,
     time_call,
 )
-from hgtrain.benchmark.workload import check_common_options, class_names, synthetic_images
+from hgtrain.benchmark.workload import (
+    autocast,
+    check_common_options,
+    class_names,
+    synthetic_images,
+    with_option_on,
+)
 from hgtrain.deploy import export_program, exportable
 from hgtrain.models.backbone import HourglassConfig
 from hgtrain.models.flops import inference_flops
@@ -139,15 +144,9 @@ class Predictor:
         self.precision = precision
         self.device_type = next(network.parameters()).device.type
 
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """bf16 autocast for ``precision="bf16"``, else nothing."""
-        if self.precision == "bf16":
-            return torch.autocast(self.device_type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     def __call__(self, images: Tensor) -> Predictions:
         with torch.inference_mode():
-            with self.autocast():
+            with autocast(self.precision, self.device_type):
                 heatmaps, offsets = self.forward(images)
             return self.network.decode(RawOutput(heatmaps, offsets), tuple(images.shape[-2:]))
 
@@ -234,23 +233,7 @@ VERSUS = ("channels_last", "compile", "export", "bf16")
 def switched_on(config: InferenceConfig, option: str) -> InferenceConfig:
     """``config`` with ``option`` (one of ``VERSUS``) on; an ``OptionError`` if it is on already
     or cannot be."""
-    if option not in VERSUS:
-        raise OptionError("versus", option, f"must be one of {', '.join(VERSUS)} in inference mode")
-    try:
-        other = (
-            replace(config, precision="bf16")
-            if option == "bf16"
-            else replace(config, **{option: True})
-        )
-    except OptionError as error:
-        raise OptionError("versus", option, str(error)) from None
-    if other == config:
-        raise OptionError(
-            "versus",
-            option,
-            f"{option} is already on; --versus compares a configuration without it",
-        )
-    return other
+    return with_option_on(config, option, VERSUS, "inference")
 
 
 def versus(config: InferenceConfig, option: str) -> dict[str, Any]:

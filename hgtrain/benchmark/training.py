@@ -17,15 +17,13 @@ plus one option.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
-from hgtrain.arguments import OptionError
 from hgtrain.benchmark.measure import (
     MIB,
     PeakMemory,
@@ -37,7 +35,13 @@ from hgtrain.benchmark.measure import (
     throughput,
     time_call,
 )
-from hgtrain.benchmark.workload import check_common_options, class_names, synthetic_batch
+from hgtrain.benchmark.workload import (
+    autocast,
+    check_common_options,
+    class_names,
+    synthetic_batch,
+    with_option_on,
+)
 from hgtrain.data.benchmark import benchmark_size
 from hgtrain.models.backbone import HourglassConfig
 from hgtrain.models.flops import training_flops
@@ -123,15 +127,9 @@ class TrainStep:
         self.precision = precision
         self.device_type = next(module.parameters()).device.type
 
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """bf16 autocast for ``precision="bf16"``, else nothing."""
-        if self.precision == "bf16":
-            return torch.autocast(self.device_type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     def __call__(self, batch: Batch) -> Tensor:
         self.optimizer.zero_grad(set_to_none=True)
-        with self.autocast():
+        with autocast(self.precision, self.device_type):
             _, losses, _ = self.module.shared_step(batch)
         losses.total.backward()
         self.optimizer.step()
@@ -251,19 +249,9 @@ VERSUS = ("channels_last", "checkpoint_stacks", "fused_optimizer", "compile", "b
 
 
 def switched_on(config: BenchmarkConfig, option: str) -> BenchmarkConfig:
-    """``config`` with ``option`` (one of ``VERSUS``) on; an ``OptionError`` if it is on already."""
-    if option not in VERSUS:
-        raise OptionError("versus", option, f"must be one of {', '.join(VERSUS)} in training mode")
-    other = (
-        replace(config, precision="bf16") if option == "bf16" else replace(config, **{option: True})
-    )
-    if other == config:
-        raise OptionError(
-            "versus",
-            option,
-            f"{option} is already on; --versus compares a configuration without it",
-        )
-    return other
+    """``config`` with ``option`` (one of ``VERSUS``) on; an ``OptionError`` if it is on already
+    or cannot be."""
+    return with_option_on(config, option, VERSUS, "training")
 
 
 def versus(config: BenchmarkConfig, option: str) -> dict[str, Any]:

@@ -4,8 +4,10 @@ only the network runs in the timed calls (the data pipeline is measured on its o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
@@ -45,6 +47,38 @@ def check_common_options(
         raise OptionError("device", config.device, "must be 'cpu' or 'cuda'")
     if config.device == "cuda" and not torch.cuda.is_available():
         raise OptionError("device", "cuda", "torch sees no CUDA device; use --device cpu")
+
+
+Config = TypeVar("Config")
+
+
+def with_option_on(config: Config, option: str, choices: Sequence[str], mode: str) -> Config:
+    """``config`` with ``option`` (one of ``choices``: ``"bf16"`` or a boolean option) on, for
+    ``--versus``; an ``OptionError`` if it is no choice, is on already, or cannot be."""
+    if option not in choices:
+        raise OptionError("versus", option, f"must be one of {', '.join(choices)} in {mode} mode")
+    try:
+        other = (
+            replace(config, precision="bf16")
+            if option == "bf16"
+            else replace(config, **{option: True})
+        )
+    except OptionError as error:
+        raise OptionError("versus", option, str(error)) from None
+    if other == config:
+        raise OptionError(
+            "versus",
+            option,
+            f"{option} is already on; --versus compares a configuration without it",
+        )
+    return other
+
+
+def autocast(precision: str, device_type: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on ``device_type`` for ``precision="bf16"``, else nothing."""
+    if precision == "bf16":
+        return torch.autocast(device_type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def class_names(num_classes: int) -> list[str]:
