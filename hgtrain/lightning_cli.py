@@ -36,6 +36,7 @@ from hgtrain.divergence import DivergenceError, DivergenceGuard
 from hgtrain.errors import ConfigError
 from hgtrain.module import HourglassKeypointModule
 from hgtrain.prediction_writer import PredictionWriter
+from hgtrain.pretrained import read_checkpoint
 
 MONITOR = "val/map"
 LIGHTNING_CKPT_PATHS = ("last", "best", "hpc", "registry")
@@ -237,8 +238,11 @@ class HgtrainCLI(LightningCLI):
             return {}
         if not Path(ckpt_path).is_file():
             self.parser.error(f"ckpt_path={ckpt_path}: no such file")
-        checkpoint = readable_checkpoint(ckpt_path)
-        if checkpoint is None:
+        try:  # mmap: only the hyperparameters are read here, not gigabytes of weights
+            checkpoint = read_checkpoint(ckpt_path, mmap=True)
+        except ValueError:
+            checkpoint = None
+        if not isinstance(checkpoint, dict):
             self.parser.error(
                 f"ckpt_path={ckpt_path}: not a readable checkpoint (empty, truncated, or another "
                 "kind of file)"
@@ -331,16 +335,6 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> HgtrainCLI:
         raise SystemExit(SIGTERM_EXIT_STATUS) from None
     except (DivergenceError, DatasetFormatError, ConfigError) as error:
         raise SystemExit(f"hgtrain: {error}") from None
-
-
-def readable_checkpoint(path: str) -> dict[str, Any] | None:
-    """The checkpoint's content, memory-mapped (only its hyperparameters are read here, not
-    gigabytes of weights and optimizer state); ``None`` when it is no readable checkpoint."""
-    try:
-        content = torch.load(path, weights_only=True, map_location="cpu", mmap=True)
-    except Exception:  # torch.load fails in many ways on a damaged or foreign file
-        return None
-    return content if isinstance(content, dict) else None
 
 
 def run_cli(args: list[str] | None, run: bool) -> HgtrainCLI:

@@ -81,13 +81,14 @@ class StoredBackbone:
         return StoredBackbone(state, self.config, normalization, "rgb")
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> Any:
-    """``torch.load`` a file on the CPU with ``weights_only=True`` and a clear error when it fails."""
+def read_checkpoint(path: str | os.PathLike[str], mmap: bool = False) -> Any:
+    """``torch.load`` a file on the CPU with ``weights_only=True`` and a clear error when it fails;
+    ``mmap`` maps the tensors instead of reading them (to look at a big checkpoint's metadata)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No checkpoint at {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as err:  # torch.load fails in many ways on a damaged or foreign file
         reason = next((line.strip() for line in str(err).splitlines() if line.strip()), repr(err))
         raise ValueError(
