@@ -33,12 +33,12 @@ from torchvision.utils import draw_keypoints
 
 from hgtrain.atomic import write_file_atomically
 from hgtrain.data.images import ImageInfo, to_original_pixels
+from hgtrain.data.preview import PALETTE
 from hgtrain.errors import ConfigError
 
 __all__ = ["PredictionWriter"]
 
 DEFAULT_NAME = "predictions.json"
-CLASS_COLOURS = [(255, 60, 60), (60, 140, 255), (255, 215, 0), (0, 220, 120), (220, 80, 255)]
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -128,12 +128,13 @@ class PredictionWriter(BasePredictionWriter):
                 self.draw_overlay(info, keypoints[shown], labels[shown])
 
     def draw_overlay(self, info: ImageInfo, keypoints: Tensor, labels: Tensor) -> None:
-        """Save the image with its keypoints drawn in their class colours."""
+        """Save the image with its keypoints drawn in their class colours (those of
+        ``hgtrain data-preview``)."""
         with Image.open(info["path"]) as picture:
             image = torch.from_numpy(np.array(picture.convert("RGB"))).permute(2, 0, 1)
         for label in labels.unique().tolist():
             points = keypoints[labels == label] - 0.5  # marks are centred on integer coordinates
-            colour = CLASS_COLOURS[label % len(CLASS_COLOURS)]
+            colour = PALETTE[label % len(PALETTE)]
             image = draw_keypoints(image, points.unsqueeze(0), colors=colour, radius=3)
         folder = self.path.with_name(f"{self.path.stem}_overlays")
         target = folder / Path(info["file"]).with_suffix(".png")

@@ -141,11 +141,6 @@ class KeypointNet(nn.Module):
         self.pixel_mean.copy_(torch.tensor(self.config.pixel_mean).view(1, 3, 1, 1))
         self.pixel_std.copy_(torch.tensor(self.config.pixel_std).view(1, 3, 1, 1))
 
-    @property
-    def output_stride(self) -> int:
-        """Input pixels per heatmap cell."""
-        return self.config.backbone.output_stride
-
     def normalize(self, images: Tensor) -> Tensor:
         """uint8 (or [0, 1] float) RGB images -> the normalised float input of the backbone."""
         if images.dtype == torch.uint8:
