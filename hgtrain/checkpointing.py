@@ -107,6 +107,7 @@ class ResumableCheckpoints(Checkpoint):
             and step % self.every_n_train_steps == 0
             and step != self.saved_at_step
             and not trainer.sanity_checking
+            and not trainer.fast_dev_run  # a set-up check writes no checkpoints
         ):
             self.save(trainer)
 
@@ -114,6 +115,8 @@ class ResumableCheckpoints(Checkpoint):
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
         if not (self.save_on_sigterm and isinstance(exception, SIGTERMException)):
+            return
+        if trainer.fast_dev_run:
             return
         if not trainer.training:  # validation's metrics are not in checkpoints: keep the last one
             rank_zero_info(

@@ -211,3 +211,8 @@ def test_a_sigterm_to_every_process_of_the_job_still_saves_a_checkpoint(tmp_path
             os.killpg(job.pid, signal.SIGKILL)
     (last,) = tmp_path.rglob("last.ckpt")
     assert torch.load(last, weights_only=True)["global_step"] >= 4
+
+
+def test_a_set_up_check_writes_no_checkpoint_even_with_step_checkpoints(tmp_path):
+    fit_in(tmp_path, "--trainer.fast_dev_run", "true", "--resumable.every_n_train_steps", "1")
+    assert not list(tmp_path.rglob("*.ckpt"))
