@@ -61,15 +61,10 @@ class PredictionWriter(BasePredictionWriter):
         overlay_threshold: float = 0.3,
     ) -> None:
         super().__init__(write_interval="batch")
-        if output is not None and Path(output).exists() and not overwrite:
-            raise ConfigError(
-                "prediction",
-                "output",
-                output,
-                "exists; pass --prediction.overwrite true to replace it",
-            )
         self.output = output
         self.overwrite = overwrite
+        if output is not None:
+            self.check_free(Path(output))
         self.overlays = overlays
         self.overlay_threshold = overlay_threshold
         self.path: Path | None = None
@@ -83,11 +78,19 @@ class PredictionWriter(BasePredictionWriter):
             return
         folder = trainer.log_dir if trainer.loggers else trainer.default_root_dir
         self.path = Path(self.output) if self.output else Path(folder or ".") / DEFAULT_NAME
-        if self.path.exists() and not self.overwrite:
-            raise FileExistsError(
-                f"{self.path} exists; pass --prediction.overwrite true to replace it"
-            )
+        self.check_free(self.path)
         self.results, self.skipped, self.images = [], [], 0
+
+    def check_free(self, path: Path) -> None:
+        """A :class:`ConfigError` (one line in the CLI) for an existing ``path``, unless
+        ``overwrite``: earlier results are never replaced by accident."""
+        if path.exists() and not self.overwrite:
+            raise ConfigError(
+                "prediction",
+                "output",
+                str(path),
+                "exists; pass --prediction.overwrite true to replace it",
+            )
 
     def write_on_batch_end(
         self,

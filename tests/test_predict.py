@@ -147,3 +147,15 @@ def test_two_process_cpu_ddp_predict_merges_one_file(checkpoint, photos, tmp_pat
     subprocess.run(command, check=True, cwd=tmp_path, timeout=300)
     assert {r["file_name"] for r in json.loads(output.read_text())} == set(GOOD)
     assert not list(tmp_path.glob(".*")), "no part or temporary files are left behind"
+
+
+def test_the_default_output_is_not_replaced_either(checkpoint, photos, tmp_path):
+    predict(checkpoint, photos)  # no logger: predictions.json in the working directory
+    written = (tmp_path / "predictions.json").read_text()
+    with pytest.raises(SystemExit) as stopped:
+        predict(checkpoint, photos)
+    assert str(stopped.value.code) == (
+        f"hgtrain: prediction.output='{tmp_path / 'predictions.json'}': exists; pass "
+        "--prediction.overwrite true to replace it"
+    )
+    assert (tmp_path / "predictions.json").read_text() == written
