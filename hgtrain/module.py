@@ -14,13 +14,16 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import BaseFinetuning
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import LRScheduler, MultiStepLR, OneCycleLR
 
 from hgtrain.errors import ConfigError, check
 from hgtrain.hparams import make_hparams_plain
 from hgtrain.models.backbone import HourglassBackbone, HourglassConfig
+from hgtrain.models.checkpointing import CHECKPOINTING_MODES, ActivationCheckpointing
 from hgtrain.models.flops import inference_flops, training_flops
 from hgtrain.models.heads import HeadOutput, KeypointHeads
 from hgtrain.models.network import (
@@ -63,6 +66,11 @@ def check_arguments(hparams: Mapping[str, Any]) -> None:
         "min_radius": (hparams["min_radius"] >= 0, "must be >= 0"),
         "score_threshold": (0 <= hparams["score_threshold"] < 1, "must be in [0, 1)"),
         "lr_drop_at": (0 < hparams["lr_drop_at"] <= 1, "must be in (0, 1]"),
+        "lr_schedule": (
+            hparams["lr_schedule"] in ("step", "one_cycle"),
+            "must be 'step' or 'one_cycle'",
+        ),
+        "lr_warmup": (0 < hparams["lr_warmup"] < 1, "must be in (0, 1)"),
         "metric_thresholds": (
             len(hparams["metric_thresholds"]) > 0 and min(hparams["metric_thresholds"]) > 0,
             "must be one or more distances > 0 (input pixels)",
@@ -80,6 +88,10 @@ def check_arguments(hparams: Mapping[str, Any]) -> None:
             hparams["pixel_std"] is None
             or (len(hparams["pixel_std"]) == 3 and min(hparams["pixel_std"]) > 0),
             "must be 3 values (R, G, B), all > 0",
+        ),
+        "activation_checkpointing": (
+            hparams["activation_checkpointing"] in CHECKPOINTING_MODES,
+            f"must be one of {', '.join(CHECKPOINTING_MODES)}",
         ),
     }
     for name, (holds, rule) in rules.items():
@@ -128,11 +140,24 @@ class HourglassKeypointModule(L.LightningModule):
             ``backbone_weights`` were trained with when the file records it (original CornerNet-Lite
             weights: their mean and std in RGB order), else ImageNet's. The values used are saved.
         optimizer: optimizer factory; ``None`` is the original Adam with lr 2.5e-4.
-        lr_scheduler: scheduler factory; ``None`` is the original schedule, the learning rate divided
-            by 10 after ``lr_drop_at`` of all training steps.
-        lr_drop_at: fraction of training after which the default schedule drops the learning rate.
-        checkpoint_stacks: recompute each hourglass stack in the backward pass instead of keeping
-            its activations (activation checkpointing: less memory for about 15 % more time).
+        lr_scheduler: scheduler factory, stepped after every optimizer step; ``None`` uses
+            ``lr_schedule``.
+        lr_schedule: the built-in per-step schedule when no ``lr_scheduler`` is given, both sized
+            to the run's ``estimated_stepping_batches``: ``"step"``, the original, divides the
+            learning rate by 10 after ``lr_drop_at`` of all training steps; ``"one_cycle"``
+            (``OneCycleLR``) rises from 1/25 of the optimizer's learning rate to it over the first
+            ``lr_warmup`` of the steps, then anneals to almost zero (fast short runs: the
+            quickstart).
+        lr_drop_at: fraction of training after which the ``"step"`` schedule drops the rate.
+        lr_warmup: fraction of training the ``"one_cycle"`` schedule spends rising.
+        channels_last: keep the network's weights, and so its activations, in NHWC layout
+            (``torch.channels_last``): faster convolutions with oneDNN on CPUs and on tensor-core
+            GPUs; the same weights and state-dict (see ``hgtrain benchmark --versus
+            channels_last``).
+        activation_checkpointing: recompute activations in the backward pass instead of keeping
+            them, per ``"stacks"`` (each hourglass) or per ``"blocks"`` (every block of the
+            backbone: the most memory saved); less memory for more time, the same training
+            (:class:`~hgtrain.models.backbone.HourglassBackbone`).
     """
 
     def __init__(
@@ -162,8 +187,11 @@ class HourglassKeypointModule(L.LightningModule):
         pixel_std: Sequence[float] | None = None,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
+        lr_schedule: Literal["step", "one_cycle"] = "step",
         lr_drop_at: float = 0.9,
-        checkpoint_stacks: bool = False,
+        lr_warmup: float = 0.15,
+        channels_last: bool = False,
+        activation_checkpointing: ActivationCheckpointing = "none",
     ) -> None:
         super().__init__()
         config = checked_backbone_config(backbone, input_size)
@@ -192,7 +220,9 @@ class HourglassKeypointModule(L.LightningModule):
         self.model.set_normalization(pixel_mean, pixel_std)
         self.hparams["pixel_mean"], self.hparams["pixel_std"] = pixel_mean, pixel_std
         make_hparams_plain(self)
-        self.model.backbone.checkpoint_stacks = checkpoint_stacks
+        self.model.backbone.activation_checkpointing = activation_checkpointing
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.freeze_backbone = freeze_backbone
         if freeze_backbone:
             self.backbone.requires_grad_(False)
@@ -369,12 +399,48 @@ class HourglassKeypointModule(L.LightningModule):
             if self.optimizer_factory is not None
             else torch.optim.Adam(params, lr=2.5e-4)
         )
-        if self.scheduler_factory is not None:
-            scheduler = self.scheduler_factory(optimizer)
-        else:
-            drop_step = int(self.hparams.lr_drop_at * self.trainer.estimated_stepping_batches)
-            scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [drop_step], gamma=0.1)
+        scheduler = (
+            self.scheduler_factory(optimizer)
+            if self.scheduler_factory is not None
+            else self.built_in_schedule(optimizer)
+        )
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+    def on_train_start(self) -> None:
+        """Refuse, before the first step, what a one-cycle schedule cannot follow and would fail
+        on in the middle of training: parameter groups added by a finetuning callback (it knows
+        only the groups it was built with), and a resumed run made longer (its schedule, restored
+        from the checkpoint, ends at the steps it was built for)."""
+        scheduler = self.lr_schedulers()
+        if not isinstance(scheduler, OneCycleLR):
+            return
+        if any(isinstance(c, BaseFinetuning) for c in self.trainer.callbacks):
+            raise ConfigError(
+                "model",
+                "lr_schedule",
+                "one_cycle",
+                "cannot schedule the parameter groups a finetuning callback (BackboneFinetuning) "
+                "adds when it unfreezes: use --model.lr_schedule step",
+            )
+        steps = int(self.trainer.estimated_stepping_batches)
+        if scheduler.total_steps != steps:
+            raise ConfigError(
+                "model",
+                "lr_schedule",
+                "one_cycle",
+                f"the schedule resumed from the checkpoint spans {scheduler.total_steps} steps, "
+                f"this run {steps}: resume with the trainer.max_epochs / max_steps the run started "
+                "with, or train on from its weights in a new run (--config finetune.yaml "
+                "--model.backbone_weights CKPT)",
+            )
+
+    def built_in_schedule(self, optimizer: torch.optim.Optimizer) -> LRScheduler:
+        """The ``lr_schedule`` chosen, over all of this run's optimizer steps."""
+        hp, steps = self.hparams, int(self.trainer.estimated_stepping_batches)
+        if hp.lr_schedule == "one_cycle":
+            peak = [group["lr"] for group in optimizer.param_groups]
+            return OneCycleLR(optimizer, peak, total_steps=steps, pct_start=hp.lr_warmup)
+        return MultiStepLR(optimizer, [int(hp.lr_drop_at * steps)], gamma=0.1)

@@ -130,8 +130,10 @@ runs=(
     "saccade_infer_bf16_fast infer saccade ${infer_fast[*]}"
     "saccade_fp32_eager train saccade"
     "saccade_bf16_fast train saccade ${fast[*]} --data_workers $workers"
-    "cornernet_fp32_checkpoint_stacks train cornernet --checkpoint_stacks true"
-    "cornernet_bf16_fast_checkpoint_stacks train cornernet ${fast[*]} --checkpoint_stacks true"
+    "cornernet_fp32_checkpoint_stacks train cornernet --activation_checkpointing stacks"
+    "cornernet_fp32_checkpoint_blocks train cornernet --activation_checkpointing blocks"
+    "cornernet_bf16_fast_checkpoint_stacks train cornernet ${fast[*]} --activation_checkpointing stacks"
+    "cornernet_bf16_fast_checkpoint_blocks train cornernet ${fast[*]} --activation_checkpointing blocks"
 )
 if [[ "$compile" == 1 ]]; then
     runs+=(

@@ -14,7 +14,7 @@ import torch
 from hgtrain import build_backbone
 from hgtrain.benchmark import build_parser, inference, main, training
 from hgtrain.benchmark.inference import TEST_SIZES, InferenceConfig, Predictor, build_network
-from hgtrain.benchmark.report import format_table
+from hgtrain.benchmark.report import describe_setting, format_table
 from hgtrain.benchmark.training import (
     TRAINING_SIZES,
     BenchmarkConfig,
@@ -23,6 +23,8 @@ from hgtrain.benchmark.training import (
     data_throughput,
     versus,
 )
+from hgtrain.models import HourglassBackbone
+from hgtrain.models.blocks import CheckpointableBlock
 from hgtrain.models.flops import inference_flops, training_flops
 
 from .helpers import tiny_backbone
@@ -37,12 +39,13 @@ def train_once(backbone: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return loss.detach()
 
 
+@pytest.mark.parametrize("mode", ["stacks", "blocks"])
 @pytest.mark.parametrize("variant", ["cornernet", "saccade", "squeeze"])
-def test_checkpointed_stacks_give_the_same_loss_gradients_and_statistics(variant):
+def test_checkpointing_gives_the_same_loss_gradients_and_statistics(variant, mode):
     torch.manual_seed(0)
     plain = build_backbone(tiny_config(variant)).train()
     checkpointed = copy.deepcopy(plain)
-    checkpointed.checkpoint_stacks = True
+    checkpointed.activation_checkpointing = mode
     x = torch.randn(2, 3, 64, 64)
 
     assert torch.equal(train_once(plain, x), train_once(checkpointed, x))
@@ -53,11 +56,49 @@ def test_checkpointed_stacks_give_the_same_loss_gradients_and_statistics(variant
         assert torch.equal(a, b), name
 
 
-def test_checkpointing_is_off_in_evaluation_and_without_grad():
+def test_checkpointing_changes_no_state_dict_keys():
     backbone = build_backbone(tiny_config("squeeze"))
-    backbone.checkpoint_stacks = True
+    keys = backbone.state_dict().keys()
+    for mode in ("stacks", "blocks", "none"):
+        backbone.activation_checkpointing = mode
+        assert backbone.state_dict().keys() == keys
+
+
+def test_checkpointing_blocks_covers_every_block_of_the_backbone():
+    backbone = HourglassBackbone(tiny_config("cornernet"), activation_checkpointing="blocks")
+    blocks = {name: m for name, m in backbone.named_modules() if isinstance(m, CheckpointableBlock)}
+    assert {name.split(".")[0] for name in blocks} == {"pre", "hgs", "cnvs", "inters"}
+    assert all(block.checkpointed for block in blocks.values())
+    backbone.activation_checkpointing = "stacks"
+    assert not any(block.checkpointed for block in blocks.values())
+
+
+def test_an_unknown_checkpointing_mode_is_rejected():
+    with pytest.raises(ValueError, match="one of none, stacks, blocks, got 'layers'"):
+        build_backbone(tiny_config("squeeze")).activation_checkpointing = "layers"
+    with pytest.raises(ValueError, match="activation_checkpointing=layers: must be one of none"):
+        BenchmarkConfig(activation_checkpointing="layers")
+
+
+def count_calls(module: torch.nn.Module, method: str) -> list[int]:
+    """Counts the calls of ``module.<method>`` from now on, recomputations included."""
     calls = []
-    backbone.hgs[0].register_forward_pre_hook(lambda *args: calls.append(1))
+    original = getattr(module, method)
+
+    def counted(*args):
+        calls.append(1)
+        return original(*args)
+
+    setattr(module, method, counted)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("mode", "part", "method"), [("stacks", "hgs.0", "forward"), ("blocks", "pre.1", "compute")]
+)
+def test_checkpointing_is_off_in_evaluation_and_without_grad(mode, part, method):
+    backbone = HourglassBackbone(tiny_config("squeeze"), activation_checkpointing=mode)
+    calls = count_calls(backbone.get_submodule(part), method)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         backbone.train()(x)
@@ -94,7 +135,10 @@ def test_flops_double_with_the_batch_and_ignore_checkpointing():
     one = training_flops(network, 1)
     assert training_flops(network, 2) == 2 * one
     assert (
-        training_flops(build_module(replace(base, checkpoint_stacks=True)).model.config, 1) == one
+        training_flops(
+            build_module(replace(base, activation_checkpointing="blocks")).model.config, 1
+        )
+        == one
     )
     assert inference_flops(network, 2) == 2 * inference_flops(network, 1)
 
@@ -174,20 +218,52 @@ def test_table_shows_speedups_against_fp32_eager(tmp_path):
     assert main(["--table", *map(str, paths)]) is None
 
 
-def test_versus_interleaves_two_configurations_from_the_same_weights():
+@pytest.mark.parametrize(
+    ("option", "mode"), [("checkpoint_stacks", "stacks"), ("checkpoint_blocks", "blocks")]
+)
+def test_versus_interleaves_two_configurations_from_the_same_weights(option, mode):
     config = BenchmarkConfig(
         backbone=tiny_config("cornernet"), input_size=64, batch_size=2, steps=2, warmup=1
     )
-    result = versus(config, "checkpoint_stacks")
-    assert list(result["step_time_s"]) == ["base", "checkpoint_stacks"]
+    result = versus(config, option)
+    assert list(result["step_time_s"]) == ["base", option]
     # Checkpointing recomputes exactly, so both sides take the very same optimisation steps.
-    assert result["losses"]["base"] == result["losses"]["checkpoint_stacks"]
+    assert result["losses"]["base"] == result["losses"][option]
     t = result["step_time_s"]
-    assert result["time_ratio"] == pytest.approx(
-        t["checkpoint_stacks"]["median"] / t["base"]["median"]
-    )
+    assert result["time_ratio"] == pytest.approx(t[option]["median"] / t["base"]["median"])
+    peak, state, step = (result[f"{k}_memory_mib"] for k in ("peak", "state", "step"))
+    assert state["base"] == state[option] > 0  # the same weights and Adam state
+    assert peak["base"] == pytest.approx(state["base"] + step["base"])
+    assert result["memory_ratio"] == pytest.approx(peak[option] / peak["base"])
     with pytest.raises(ValueError, match="already on"):
-        versus(replace(config, checkpoint_stacks=True), "checkpoint_stacks")
+        versus(replace(config, activation_checkpointing=mode), option)
+
+
+def test_versus_measures_what_block_checkpointing_saves_per_step():
+    """Each side's step gets its own peak in one process: the blocks keep only their inputs (the
+    heads, 256 channels wide and not checkpointed, keep theirs: a backbone of 64 channels makes
+    the blocks' share visible)."""
+    backbone = tiny_config("cornernet", dims=[64, 64, 96, 128], feature_dim=64, stem_channels=32)
+    config = BenchmarkConfig(backbone=backbone, input_size=256, batch_size=4, steps=2, warmup=1)
+    result = versus(config, "checkpoint_blocks")
+    step = result["step_memory_mib"]
+    assert step["base"] > 200
+    assert result["step_memory_ratio"] < 0.85, step
+    assert result["memory_ratio"] < 0.9
+
+
+def test_settings_name_the_checkpointing_mode():
+    config = asdict(BenchmarkConfig(activation_checkpointing="blocks", channels_last=True))
+    assert (
+        describe_setting(config) == "squeeze @511 x2 cpu fp32 eager checkpoint_blocks channels_last"
+    )
+    # A result written before the modes, with checkpoint_stacks: true.
+    earlier = {
+        k: v for k, v in asdict(BenchmarkConfig()).items() if k != "activation_checkpointing"
+    }
+    assert describe_setting({**earlier, "checkpoint_stacks": True}).endswith(
+        "eager checkpoint_stacks"
+    )
 
 
 def fake_result(config: BenchmarkConfig) -> dict:
@@ -273,6 +349,7 @@ def test_switches_take_true_or_false():
         ("--precision 16", "argument --precision: invalid choice: '16'"),
         ("--threads 0", "--threads=0: must be >= 1"),
         ("--versus fused_optimizer --fused_optimizer true", "--versus=fused_optimizer: "),
+        ("--activation_checkpointing layers", "argument --activation_checkpointing: invalid"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_option_and_the_value(args, message, capsys):
@@ -477,6 +554,10 @@ def test_inference_versus_announces_both_configurations(monkeypatch, capsys):
         ("--mode inference --batch_size 0", "--batch_size=0: must be >= 1"),
         ("--mode inference --fused_optimizer true", "--fused_optimizer=True: training mode only"),
         ("--mode inference --data_workers 2", "--data_workers=2: training mode only"),
+        (
+            "--mode inference --activation_checkpointing blocks",
+            "--activation_checkpointing=blocks: training mode only",
+        ),
         ("--export true", "--export=True: inference mode only; not with --mode training"),
         ("--mode inference --compile true --export true", "--export=True: times the exported"),
         ("--mode inference --versus checkpoint_stacks", "--versus=checkpoint_stacks: must be"),

@@ -1,10 +1,13 @@
 """The LightningModule: one training step, evaluation and prediction for every variant."""
 
+import lightning as L
 import pytest
 import torch
 
+from hgtrain.errors import ConfigError
 from hgtrain.module import HourglassKeypointModule
 
+from .checkpoints import tiny_module
 from .helpers import keypoint_batch, tiny_backbone
 
 
@@ -68,13 +71,16 @@ def test_hyperparameters_store_a_custom_backbone_as_plain_data():
     assert again.backbone.config == module.backbone.config
 
 
-def test_activation_checkpointing_gives_the_same_loss_and_gradients():
+@pytest.mark.parametrize("mode", ["stacks", "blocks"])
+def test_activation_checkpointing_gives_the_same_loss_and_gradients(mode):
     torch.manual_seed(0)
     plain = HourglassKeypointModule(backbone=tiny_backbone("saccade"), input_size=64, head_dim=8)
     torch.manual_seed(0)
     checkpointed = HourglassKeypointModule(
-        backbone=tiny_backbone("saccade"), input_size=64, head_dim=8, checkpoint_stacks=True
+        backbone=tiny_backbone("saccade"), input_size=64, head_dim=8, activation_checkpointing=mode
     )
+    assert checkpointed.backbone.activation_checkpointing == mode
+    assert not any(getattr(m, "checkpointed", False) for m in checkpointed.heads.modules())
     losses = []
     for module in (plain, checkpointed):
         _, loss, _ = module.shared_step(keypoint_batch())
@@ -84,3 +90,24 @@ def test_activation_checkpointing_gives_the_same_loss_and_gradients():
     torch.testing.assert_close(
         plain.backbone.pre[0].conv.weight.grad, checkpointed.backbone.pre[0].conv.weight.grad
     )
+
+
+def test_an_unknown_checkpointing_mode_names_the_argument():
+    with pytest.raises(ConfigError, match="activation_checkpointing='layers': must be one of none"):
+        HourglassKeypointModule(
+            backbone=tiny_backbone("squeeze"), input_size=64, activation_checkpointing="layers"
+        )
+
+
+def test_a_checkpoint_saved_with_the_former_checkpoint_stacks_argument_loads(tmp_path):
+    module = tiny_module()
+    hparams = {k: v for k, v in module.hparams.items() if k != "activation_checkpointing"}
+    checkpoint = {
+        "state_dict": module.state_dict(),
+        "hyper_parameters": {**hparams, "checkpoint_stacks": False},
+        "pytorch-lightning_version": L.__version__,
+    }
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    restored = HourglassKeypointModule.load_from_checkpoint(tmp_path / "old.ckpt")
+    assert restored.backbone.activation_checkpointing == "none"
+    assert restored.backbone.config == module.backbone.config

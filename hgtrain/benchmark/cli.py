@@ -14,16 +14,17 @@ from hgtrain.benchmark import inference, training
 from hgtrain.benchmark.inference import InferenceConfig
 from hgtrain.benchmark.report import announce, format_table, summary, versus_summary
 from hgtrain.benchmark.training import BenchmarkConfig
+from hgtrain.models.checkpointing import CHECKPOINTING_MODES
 from hgtrain.models.registry import list_backbones
 
 __all__ = ["MODES", "build_parser", "main", "make_config"]
 
 MODES = ("training", "inference")
-ONLY_IN = {
-    "training": ("checkpoint_stacks", "fused_optimizer", "data_workers"),
-    "inference": ("export",),
+ONLY_IN: dict[str, dict[str, Any]] = {
+    "training": {"activation_checkpointing": "none", "fused_optimizer": False, "data_workers": 0},
+    "inference": {"export": False},
 }
-"""Options of one mode; in the other they must keep their default (off, 0)."""
+"""Options of one mode and their defaults, which they must keep in the other mode."""
 
 
 def build_parser() -> ToolParser:
@@ -90,10 +91,11 @@ def build_parser() -> ToolParser:
         help="true: time the torch.export program of the network (hgtrain.deploy); inference only",
     )
     parser.add_argument(
-        "--checkpoint_stacks",
-        type=bool,
-        default=False,
-        help="true: activation checkpointing per hourglass stack (training only)",
+        "--activation_checkpointing",
+        default="none",
+        choices=list(CHECKPOINTING_MODES),
+        help="recompute activations in the backward pass instead of keeping them, per hourglass "
+        "stack or per block of the backbone: less memory, more time (training only)",
     )
     parser.add_argument(
         "--fused_optimizer", type=bool, default=False, help="true: Adam(fused=True) (training only)"
@@ -143,15 +145,15 @@ def build_parser() -> ToolParser:
 
 def make_config(options: dict[str, Any]) -> BenchmarkConfig | InferenceConfig:
     """The configuration the options (parsed, without the tool's own) ask for; an
-    :class:`OptionError` for an option of the other mode that is on."""
+    :class:`OptionError` for an option of the other mode that is not at its default."""
     options = dict(options)
     mode = options.pop("mode")
-    for other, names in ONLY_IN.items():
+    for other, defaults in ONLY_IN.items():
         if other == mode:
             continue
-        for name in names:
+        for name, default in defaults.items():
             value = options.pop(name)
-            if value:
+            if value != default:
                 raise OptionError(name, value, f"{other} mode only; not with --mode {mode}")
     options = {name: value for name, value in options.items() if value is not None}
     return InferenceConfig(**options) if mode == "inference" else BenchmarkConfig(**options)

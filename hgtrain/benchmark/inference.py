@@ -191,7 +191,7 @@ def benchmark(config: InferenceConfig) -> dict[str, Any]:
         n: [time_call(call, device)[0] for _ in range(config.warmup)] for n, call in calls.items()
     }
     memory.restart()
-    times, outputs = interleave(calls, config.steps, 0, device)
+    times, outputs, _ = interleave(calls, config.steps, 0, device)
     predictions = outputs[batch_size][-1]
     peak = memory.peak()
     network = predictor.network
@@ -226,8 +226,14 @@ def benchmark(config: InferenceConfig) -> dict[str, Any]:
     }
 
 
-VERSUS = ("channels_last", "compile", "export", "bf16")
-"""Options ``--versus`` can turn on for the second side of an interleaved inference comparison."""
+VERSUS: dict[str, dict[str, Any]] = {
+    "channels_last": {"channels_last": True},
+    "compile": {"compile": True},
+    "export": {"export": True},
+    "bf16": {"precision": "bf16"},
+}
+"""What each option ``--versus`` can turn on sets for the second side of an interleaved inference
+comparison."""
 
 
 def switched_on(config: InferenceConfig, option: str) -> InferenceConfig:
@@ -249,7 +255,7 @@ def versus(config: InferenceConfig, option: str) -> dict[str, Any]:
         predictor, inputs, _ = prepare(side)
         for n in sizes:
             calls[name, n] = lambda predictor=predictor, images=inputs[n]: predictor(images)
-    times, _ = interleave(calls, config.steps, config.warmup, config.device)
+    times, _, _ = interleave(calls, config.steps, config.warmup, config.device)
     latency = {name: spread(times[name, 1]) for name in ("base", option)}
     batch_time = {name: spread(times[name, config.batch_size]) for name in ("base", option)}
     latency_ratio = compare(times["base", 1], times[option, 1])

@@ -6,32 +6,45 @@ Peak memory:
 
 * CUDA: ``torch.cuda.max_memory_allocated`` since :meth:`PeakMemory.restart` (after the warm-up).
 * CPU: the process's peak resident set size (``VmHWM``) minus its size before the model was built.
-  A process's peak cannot be reset, so it includes the warm-up (and any compilation); ``hgtrain
-  benchmark`` runs one configuration per process, so the peak is that configuration's. When the
-  process was bigger before, the figure is flagged unreliable.
+  It includes the warm-up (and any compilation); ``hgtrain benchmark`` runs one configuration per
+  process, so the peak is that configuration's. When the process was bigger before, the figure is
+  flagged unreliable.
+
+Interleaved calls (:func:`interleave` with ``memory=True``) also get the peak each call adds above
+what was in use just before it: on CUDA from the allocator's peak, reset before the call; on CPU
+from ``VmHWM``, reset to the current size through ``/proc/self/clear_refs`` (Linux) after freed
+heap memory went back to the system (glibc ``malloc_trim``), so that two configurations in one
+process each get their own peak.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import platform
 import resource
 import statistics
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import torch
 from torch import Tensor
 
 __all__ = [
     "MIB",
+    "Interleaved",
     "PeakMemory",
+    "added_peak",
     "compare",
     "current_rss",
     "interleave",
     "machine_info",
     "peak_rss",
+    "release_free_heap",
+    "reset_peak_rss",
     "spread",
+    "start_peak",
     "synchronize",
     "tensor_bytes",
     "throughput",
@@ -82,10 +95,24 @@ def compare(first: list[float], second: list[float]) -> dict[str, Any]:
     }
 
 
+class Interleaved(NamedTuple):
+    """What :func:`interleave` measured, by call name: seconds and results of every timed call and,
+    when asked, the bytes each added at its peak above what was in use before it."""
+
+    times: dict[Any, list[float]]
+    results: dict[Any, list[Any]]
+    added_peaks: dict[Any, list[int]]
+
+
 def interleave(
-    calls: Mapping[K, Callable[[], Any]], rounds: int, warmup: int, device: str
-) -> tuple[dict[K, list[float]], dict[K, list[Any]]]:
-    """Times and results of several calls run in turn, after ``warmup`` untimed rounds.
+    calls: Mapping[K, Callable[[], Any]],
+    rounds: int,
+    warmup: int,
+    device: str,
+    memory: bool = False,
+) -> Interleaved:
+    """Times and results of several calls run in turn, after ``warmup`` untimed rounds, and with
+    ``memory`` the peak memory each timed call adds (measured outside the timed span).
 
     The order is reversed every other round, so that a slow patch of a shared machine hits each
     alike: the fair way to compare options when absolute times drift.
@@ -95,12 +122,55 @@ def interleave(
             time_call(call, device)
     times: dict[K, list[float]] = {name: [] for name in calls}
     results: dict[K, list[Any]] = {name: [] for name in calls}
+    added_peaks: dict[K, list[int]] = {name: [] for name in calls} if memory else {}
     for index in range(rounds):
         for name in list(calls) if index % 2 == 0 else list(reversed(calls)):
+            before = start_peak(device) if memory else 0
             seconds, result = time_call(calls[name], device)
+            if memory:
+                added_peaks[name].append(added_peak(device, before))
             times[name].append(seconds)
             results[name].append(result)
-    return times, results
+    return Interleaved(times, results, added_peaks)
+
+
+def start_peak(device: str) -> int:
+    """Start counting the peak of the next call; returns the bytes in use now (CUDA: allocated by
+    tensors; CPU: the process's resident size, after freed heap memory went back to the system)."""
+    if device == "cuda":
+        synchronize(device)
+        torch.cuda.reset_peak_memory_stats()
+        return torch.cuda.memory_allocated()
+    release_free_heap()
+    reset_peak_rss()
+    return current_rss()
+
+
+def added_peak(device: str, before: int) -> int:
+    """Bytes above ``before`` (from :func:`start_peak`) at the peak since then."""
+    if device == "cuda":
+        return max(0, torch.cuda.max_memory_allocated() - before)
+    return max(0, peak_rss() - before)
+
+
+def release_free_heap() -> None:
+    """Hand memory the C heap holds but no longer uses back to the system (glibc's
+    ``malloc_trim``; nothing elsewhere), so that the resident size is what is in use."""
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
+def reset_peak_rss() -> None:
+    """Make this process's peak resident size (``VmHWM``) its current size (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError as error:
+        raise RuntimeError(
+            f"the peak memory of one call needs Linux's /proc/self/clear_refs ({error})"
+        ) from error
 
 
 class PeakMemory:
@@ -117,7 +187,8 @@ class PeakMemory:
         self.reliable = device != "cpu" or peak_rss() <= self.baseline + 16 * MIB
 
     def restart(self) -> None:
-        """Count the peak from now on (CUDA only: a process's peak RSS cannot be reset)."""
+        """Count the peak from now on (CUDA only: on CPU the peak keeps the warm-up's, which
+        :func:`interleave` with ``memory=True`` avoids per call)."""
         if self.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
 

@@ -21,14 +21,8 @@ __all__ = [
     "versus_summary",
 ]
 
-OPTION_FLAGS = (
-    "channels_last",
-    "checkpoint_stacks",
-    "fused_optimizer",
-    "cudnn_benchmark",
-    "corner_pool",
-)
-"""Switches named after the precision and runtime when they are on."""
+OPTION_FLAGS = ("channels_last", "fused_optimizer", "cudnn_benchmark", "corner_pool")
+"""Switches named after the precision and runtime (and checkpointing) when they are on."""
 
 
 def is_inference(config: dict[str, Any]) -> bool:
@@ -37,14 +31,21 @@ def is_inference(config: dict[str, Any]) -> bool:
 
 
 def describe_options(config: dict[str, Any]) -> str:
-    """``bf16 compile channels_last ...``: precision, runtime (eager, compile, export), then the
-    options that are on."""
+    """``bf16 compile checkpoint_blocks channels_last ...``: precision, runtime (eager, compile,
+    export), the activation checkpointing if any (results from before its modes have
+    ``checkpoint_stacks``), then the options that are on."""
     precision = "fp32" if config["precision"] == "32" else config["precision"]
     if is_inference(config):
         runtime = inference.runtime(config)
     else:
         runtime = "compile" if config["compile"] else "eager"
-    return " ".join([precision, runtime, *(name for name in OPTION_FLAGS if config.get(name))])
+    names = [precision, runtime]
+    checkpointing = config.get(
+        "activation_checkpointing", "stacks" if config.get("checkpoint_stacks") else "none"
+    )
+    if checkpointing != "none":
+        names.append(f"checkpoint_{checkpointing}")
+    return " ".join([*names, *(name for name in OPTION_FLAGS if config.get(name))])
 
 
 def backbone_name(config: dict[str, Any]) -> str:
@@ -135,6 +136,19 @@ def versus_summary(result: dict[str, Any]) -> str:
         f"{describe_setting(result['config'])}: {first} {t[first]['median']:.3f} s/step, {second} "
         f"{t[second]['median']:.3f} s/step; time ratio {second}/{first} {result['time_ratio']:.3f} "
         f"(per round: median {r['median']:.3f}, IQR {r['q1']:.3f}-{r['q3']:.3f})"
+        + memory_summary(result, first, second)
+    )
+
+
+def memory_summary(result: dict[str, Any], first: str, second: str) -> str:
+    """The peak-memory part of a training comparison's line (none in results without it)."""
+    if "memory_ratio" not in result:
+        return ""
+    peak, step = result["peak_memory_mib"], result["step_memory_mib"]
+    return (
+        f"; peak memory {first} {peak[first]:.0f} MiB, {second} {peak[second]:.0f} MiB, ratio "
+        f"{result['memory_ratio']:.3f} (what a step adds: {step[first]:.0f} and "
+        f"{step[second]:.0f} MiB, ratio {result['step_memory_ratio']:.3f})"
     )
 
 

@@ -18,12 +18,14 @@ plus one option.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
+from hgtrain.arguments import OptionError
 from hgtrain.benchmark.measure import (
     MIB,
     PeakMemory,
@@ -44,6 +46,7 @@ from hgtrain.benchmark.workload import (
 )
 from hgtrain.data.benchmark import benchmark_size
 from hgtrain.models.backbone import HourglassConfig
+from hgtrain.models.checkpointing import CHECKPOINTING_MODES, ActivationCheckpointing
 from hgtrain.models.flops import training_flops
 from hgtrain.module import Batch, HourglassKeypointModule
 
@@ -79,7 +82,7 @@ class BenchmarkConfig:
     channels_last: bool = False
     precision: Literal["32", "bf16"] = "32"
     compile: bool = False
-    checkpoint_stacks: bool = False
+    activation_checkpointing: ActivationCheckpointing = "none"
     fused_optimizer: bool = False
     cudnn_benchmark: bool = False
     corner_pool: bool = False
@@ -91,6 +94,12 @@ class BenchmarkConfig:
     def __post_init__(self) -> None:
         minimums = {"batch_size": 1, "steps": 1, "warmup": 0, "num_classes": 1, "data_workers": 0}
         check_common_options(self, TRAINING_SIZES, minimums)
+        if self.activation_checkpointing not in CHECKPOINTING_MODES:
+            raise OptionError(
+                "activation_checkpointing",
+                self.activation_checkpointing,
+                f"must be one of {', '.join(CHECKPOINTING_MODES)}",
+            )
 
 
 def build_module(config: BenchmarkConfig, device: str | None = None) -> HourglassKeypointModule:
@@ -102,7 +111,7 @@ def build_module(config: BenchmarkConfig, device: str | None = None) -> Hourglas
         class_names=class_names(config.num_classes),
         input_size=config.input_size,
         corner_pool=config.corner_pool,
-        checkpoint_stacks=config.checkpoint_stacks,
+        activation_checkpointing=config.activation_checkpointing,
     )
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     return module.to(device=device or config.device, memory_format=memory_format).train()
@@ -244,8 +253,16 @@ def benchmark(config: BenchmarkConfig) -> dict[str, Any]:
     return result
 
 
-VERSUS = ("channels_last", "checkpoint_stacks", "fused_optimizer", "compile", "bf16")
-"""Options ``--versus`` can turn on for the second side of an interleaved comparison."""
+VERSUS: dict[str, dict[str, Any]] = {
+    "channels_last": {"channels_last": True},
+    "checkpoint_stacks": {"activation_checkpointing": "stacks"},
+    "checkpoint_blocks": {"activation_checkpointing": "blocks"},
+    "fused_optimizer": {"fused_optimizer": True},
+    "compile": {"compile": True},
+    "bf16": {"precision": "bf16"},
+}
+"""What each option ``--versus`` can turn on sets for the second side of an interleaved
+comparison."""
 
 
 def switched_on(config: BenchmarkConfig, option: str) -> BenchmarkConfig:
@@ -256,16 +273,28 @@ def switched_on(config: BenchmarkConfig, option: str) -> BenchmarkConfig:
 
 def versus(config: BenchmarkConfig, option: str) -> dict[str, Any]:
     """``config`` against the same configuration with ``option`` on, steps interleaved in one
-    process (so no memory figures), from the same weights; reports the time ratio."""
+    process, from the same weights; reports the time ratio and the peak-memory ratio.
+
+    A side's peak is its persistent state (parameters, buffers, Adam's moments) plus the most a
+    step adds above what is in use before it (activations, gradients, temporaries; measured per
+    step, see :func:`~hgtrain.benchmark.measure.interleave`), so the other side's state does not
+    count.
+    """
     other = switched_on(config, option)
     torch.backends.cudnn.benchmark = config.cudnn_benchmark
-    calls = {}
+    calls, states = {}, {}
     for name, side in (("base", config), (option, other)):
         torch.manual_seed(config.seed)
         step, batch = prepare(side)
         calls[name] = lambda step=step, batch=batch: step(batch)
-    times, losses = interleave(calls, config.steps, config.warmup, config.device)
+        states[name] = step
+    times, losses, added = interleave(
+        calls, config.steps, config.warmup, config.device, memory=True
+    )
     spreads = {name: spread(t) for name, t in times.items()}
+    state = {name: state_bytes(s.module, s.optimizer) / MIB for name, s in states.items()}
+    step_memory = {name: statistics.median(added[name]) / MIB for name in calls}
+    peak = {name: state[name] + step_memory[name] for name in calls}
     return {
         "config": asdict(config),
         "versus": option,
@@ -273,5 +302,10 @@ def versus(config: BenchmarkConfig, option: str) -> dict[str, Any]:
         "step_time_s": spreads,
         "images_per_s": {name: throughput(s, config.batch_size) for name, s in spreads.items()},
         **compare(times["base"], times[option]),
+        "state_memory_mib": state,
+        "step_memory_mib": step_memory,
+        "peak_memory_mib": peak,
+        "memory_ratio": peak[option] / peak["base"],
+        "step_memory_ratio": step_memory[option] / step_memory["base"],
         "losses": {name: [loss.item() for loss in values] for name, values in losses.items()},
     }

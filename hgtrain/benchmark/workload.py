@@ -5,7 +5,7 @@ only the network runs in the timed calls (the data pipeline is measured on its o
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -52,17 +52,15 @@ def check_common_options(
 Config = TypeVar("Config")
 
 
-def with_option_on(config: Config, option: str, choices: Sequence[str], mode: str) -> Config:
-    """``config`` with ``option`` (one of ``choices``: ``"bf16"`` or a boolean option) on, for
-    ``--versus``; an ``OptionError`` if it is no choice, is on already, or cannot be."""
+def with_option_on(
+    config: Config, option: str, choices: Mapping[str, Mapping[str, Any]], mode: str
+) -> Config:
+    """``config`` with the settings ``option`` (a key of ``choices``) stands for, for ``--versus``;
+    an ``OptionError`` if it is no choice, is on already, or cannot be."""
     if option not in choices:
         raise OptionError("versus", option, f"must be one of {', '.join(choices)} in {mode} mode")
     try:
-        other = (
-            replace(config, precision="bf16")
-            if option == "bf16"
-            else replace(config, **{option: True})
-        )
+        other = replace(config, **choices[option])
     except OptionError as error:
         raise OptionError("versus", option, str(error)) from None
     if other == config:

@@ -8,17 +8,19 @@ keys are the original ones without the ``module.hg.`` prefix (``pre.*``, ``hgs.*
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
-from torch.utils.checkpoint import checkpoint
 
-from hgtrain.models.blocks import ConvBNReLU, Residual, conv_bn
+from hgtrain.models.blocks import CheckpointableBlock, ConvBNReLU, Residual, conv_bn
+from hgtrain.models.checkpointing import (
+    CHECKPOINTING_MODES,
+    ActivationCheckpointing,
+    checkpointing_applies,
+    recompute_in_backward,
+)
 from hgtrain.models.hourglass import BLOCKS, UNPOOLS, Hourglass, LayerMakers
 
 
@@ -146,28 +148,6 @@ def make_stem(config: HourglassConfig) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-@contextmanager
-def frozen_batchnorm_statistics(module: nn.Module) -> Iterator[None]:
-    """BatchNorm layers still normalise with batch statistics but leave their running ones as
-    they were (momentum 0, batch count restored on exit).
-
-    A checkpointed segment runs its forward twice; without this, the recomputation in the backward
-    pass would fold the same batch into the running statistics a second time. (Turning
-    ``track_running_stats`` off instead would change what autograd saves, which checkpointing
-    rejects.)
-    """
-    norms = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
-    saved = [(norm.momentum, norm.num_batches_tracked.clone()) for norm in norms]
-    for norm in norms:
-        norm.momentum = 0.0
-    try:
-        yield
-    finally:
-        for norm, (momentum, count) in zip(norms, saved, strict=True):
-            norm.momentum = momentum
-            norm.num_batches_tracked.copy_(count)
-
-
 class HourglassBackbone(nn.Module):
     """Stem, ``stacks`` hourglasses, and the layers that pass features from one stack to the next.
 
@@ -175,15 +155,19 @@ class HourglassBackbone(nn.Module):
     ``inter = inters[i](relu(inters_[i](inter) + cnvs_[i](cnv_i)))``, so the next hourglass sees
     the previous stack's *input* plus the projected output.
 
-    With ``checkpoint_stacks`` (a run-time choice that changes no weights, so not part of the
-    config), each hourglass keeps only its input during training and recomputes its activations in
-    the backward pass: activation checkpointing, less memory for more compute.
+    ``activation_checkpointing`` (a run-time choice that changes no weights, so not part of the
+    config) trades compute for memory in training: with ``"stacks"`` each hourglass keeps only its
+    input and recomputes its activations in the backward pass; with ``"blocks"`` every block of the
+    backbone does (the residual or fire blocks, and the conv-BN-ReLU layers of the stem and of the
+    stack outputs), which leaves far less to keep. Loss, gradients and BatchNorm statistics are
+    those of ``"none"``.
     """
 
-    def __init__(self, config: HourglassConfig, checkpoint_stacks: bool = False) -> None:
+    def __init__(
+        self, config: HourglassConfig, activation_checkpointing: ActivationCheckpointing = "none"
+    ) -> None:
         super().__init__()
         self.config = config
-        self.checkpoint_stacks = checkpoint_stacks
         width, stacks = config.dims[0], config.stacks
         makers = LayerMakers.from_block(BLOCKS[config.block], UNPOOLS[config.unpool])
         self.pre = make_stem(config)
@@ -194,6 +178,24 @@ class HourglassBackbone(nn.Module):
         self.inters = nn.ModuleList(Residual(width, width) for _ in range(stacks - 1))
         self.inters_ = nn.ModuleList(conv_bn(width, width) for _ in range(stacks - 1))
         self.cnvs_ = nn.ModuleList(conv_bn(config.feature_dim, width) for _ in range(stacks - 1))
+        self.activation_checkpointing = activation_checkpointing
+
+    @property
+    def activation_checkpointing(self) -> ActivationCheckpointing:
+        """What keeps only its input in training: ``"none"``, ``"stacks"`` or ``"blocks"``."""
+        return self._activation_checkpointing
+
+    @activation_checkpointing.setter
+    def activation_checkpointing(self, mode: ActivationCheckpointing) -> None:
+        if mode not in CHECKPOINTING_MODES:
+            raise ValueError(
+                f"activation_checkpointing must be one of {', '.join(CHECKPOINTING_MODES)}, "
+                f"got {mode!r}"
+            )
+        self._activation_checkpointing = mode
+        for module in self.modules():
+            if isinstance(module, CheckpointableBlock):
+                module.checkpointed = mode == "blocks"
 
     @property
     def feature_info(self) -> list[dict[str, Any]]:
@@ -235,18 +237,7 @@ class HourglassBackbone(nn.Module):
     def run_hourglass(
         self, hourglass: nn.Module, x: torch.Tensor
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """One stack's hourglass, checkpointed when ``checkpoint_stacks`` is on and grads flow.
-
-        Eager recomputation replays the BatchNorm updates, so it runs with frozen statistics;
-        ``torch.compile`` recomputes only what the backward needs, never the buffer updates.
-        """
-        if not (self.checkpoint_stacks and self.training and torch.is_grad_enabled()):
-            return hourglass(x)
-        if torch.compiler.is_compiling():
-            return checkpoint(hourglass, x, use_reentrant=False)
-        return checkpoint(
-            hourglass,
-            x,
-            use_reentrant=False,
-            context_fn=lambda: (nullcontext(), frozen_batchnorm_statistics(hourglass)),
-        )
+        """One stack's hourglass, checkpointed with ``activation_checkpointing="stacks"``."""
+        if self.activation_checkpointing == "stacks" and checkpointing_applies(self):
+            return recompute_in_backward(hourglass, hourglass, x)
+        return hourglass(x)

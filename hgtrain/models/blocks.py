@@ -9,8 +9,33 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hgtrain.models.checkpointing import checkpointing_applies, recompute_in_backward
 
-class ConvBNReLU(nn.Module):
+
+class CheckpointableBlock(nn.Module):
+    """A block that, with ``checkpointed`` on, keeps only its input in a training forward and
+    recomputes the rest in the backward pass (set by the backbone's
+    ``activation_checkpointing="blocks"``; the heads' blocks stay off).
+
+    A flag rather than a wrapper module, so that the state-dict keys stay the original ones.
+    Subclasses define the computation in :meth:`compute`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checkpointed = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.checkpointed and checkpointing_applies(self):
+            return recompute_in_backward(self.compute, self, x)
+        return self.compute(x)
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's output."""
+        raise NotImplementedError
+
+
+class ConvBNReLU(CheckpointableBlock):
     """k x k convolution -> BatchNorm -> ReLU (the original ``convolution``).
 
     The convolution has no bias when followed by BatchNorm; with ``with_bn=False`` it has a bias and
@@ -33,11 +58,11 @@ class ConvBNReLU(nn.Module):
         self.bn = nn.BatchNorm2d(out_channels) if with_bn else nn.Sequential()
         self.relu = nn.ReLU(inplace=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu(self.bn(self.conv(x)))
 
 
-class Residual(nn.Module):
+class Residual(CheckpointableBlock):
     """Basic residual block: 3x3 conv(stride) -> BN -> ReLU -> 3x3 conv -> BN, + skip, ReLU.
 
     The skip is a 1x1 conv(stride) + BN projection whenever the stride is not 1 or the channel count
@@ -60,12 +85,12 @@ class Residual(nn.Module):
             self.skip = nn.Identity()
         self.relu = nn.ReLU(inplace=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
         y = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
         return self.relu(y + self.skip(x))
 
 
-class Fire(nn.Module):
+class Fire(CheckpointableBlock):
     """SqueezeNet-style fire module of CornerNet-Squeeze (the original ``fire_module``).
 
     1x1 squeeze conv -> BN (no ReLU) -> [1x1 conv(stride) | depthwise 3x3 conv(stride)] concatenated
@@ -91,7 +116,7 @@ class Fire(nn.Module):
         self.use_skip = stride == 1 and in_channels == out_channels
         self.relu = nn.ReLU(inplace=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
         squeezed = self.bn1(self.conv1(x))
         y = self.bn2(torch.cat((self.conv_1x1(squeezed), self.conv_3x3(squeezed)), dim=1))
         return self.relu(y + x) if self.use_skip else self.relu(y)

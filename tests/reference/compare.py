@@ -68,7 +68,7 @@ def compare(config: BenchmarkConfig) -> dict[str, Any]:
     modules = dict(zip(("hgtrain", "reference"), twin_modules(config), strict=True))
     prepared = {name: prepare(config, module) for name, module in modules.items()}
     calls = {name: (lambda s=step, b=batch: s(b)) for name, (step, batch) in prepared.items()}
-    times, results = interleave(calls, config.steps, config.warmup, config.device)
+    times, results, _ = interleave(calls, config.steps, config.warmup, config.device)
     spreads = {name: spread(t) for name, t in times.items()}
     losses = {name: [loss.item() for loss in values] for name, values in results.items()}
     return {
