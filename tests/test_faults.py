@@ -51,12 +51,16 @@ def fit_in(folder: Path, *extra: str) -> None:
     main(["fit", "--config", str(config), *extra])
 
 
-@pytest.mark.parametrize("step", [3, 6])  # after 3 of epoch 0's 4 batches; 2 of epoch 1's
-def test_a_sigterm_mid_epoch_saves_a_checkpoint_that_resumes_exactly(tmp_path, step):
-    fit_in(tmp_path / "straight")
+@pytest.mark.parametrize(  # after 3 of epoch 0's 4 batches; 2 of epoch 1's (the quickstart's LR)
+    ("step", "schedule"), [(3, "step"), (6, "one_cycle")]
+)
+def test_a_sigterm_mid_epoch_saves_a_checkpoint_that_resumes_exactly(tmp_path, step, schedule):
+    schedule_args = ("--model.lr_schedule", schedule)
+    fit_in(tmp_path / "straight", *schedule_args)
     with pytest.raises(SystemExit) as stopped:
         fit_in(
             tmp_path / "stopped",
+            *schedule_args,
             f"--trainer.callbacks+={__name__}.SigtermAtStep",
             f"--trainer.callbacks.step={step}",
         )
@@ -65,7 +69,7 @@ def test_a_sigterm_mid_epoch_saves_a_checkpoint_that_resumes_exactly(tmp_path, s
     assert torch.load(saved, weights_only=True)["global_step"] == step
     resumed_from = saved.with_name("stopped.ckpt")
     saved.rename(resumed_from)
-    fit_in(tmp_path / "stopped", "--ckpt_path", str(resumed_from))
+    fit_in(tmp_path / "stopped", *schedule_args, "--ckpt_path", str(resumed_from))
     expected, resumed = last_weights(tmp_path / "straight"), last_weights(tmp_path / "stopped")
     assert expected.keys() == resumed.keys()
     for key in expected:
