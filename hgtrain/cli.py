@@ -1,7 +1,8 @@
 """The ``hgtrain`` command: the training subcommands and the tools, behind one entry point.
 
 ``fit``, ``validate``, ``test`` and ``predict`` are Lightning's (:mod:`hgtrain.lightning_cli`); the
-tools (``export``, ``benchmark``, ``data-preview``, ``data-benchmark``) take the same flag style and
+tools (``export``, ``benchmark``, ``data-preview``, ``data-benchmark``,
+``time-to-accuracy``) take the same flag style and
 ``--config``. This module imports nothing heavy, so ``hgtrain --version`` and ``hgtrain --help``
 answer at once.
 """
@@ -27,6 +28,10 @@ TOOLS = {
     ),
     "data-preview": ("hgtrain.data.preview", "a PNG grid of samples, keypoints and targets"),
     "data-benchmark": ("hgtrain.data.benchmark", "samples/s of the synthetic data pipeline"),
+    "time-to-accuracy": (
+        "hgtrain.benchmark.time_to_accuracy",
+        "run a training config over seeds: wall time to a target AP, test results",
+    ),
 }
 
 

@@ -226,9 +226,14 @@ def checks_a_set_up(command: str) -> None:
 
 
 def resumes(command: str) -> None:
-    """Resuming the one-epoch quickstart for a second epoch: 4 more steps."""
-    run = train(command, "--trainer.max_epochs", "2")
-    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 8
+    """Resuming the quickstart at its own length (its one-cycle schedule cannot be stretched):
+    the run had ended, so the resumed one stops at once and leaves the checkpoint as it was
+    (interrupted runs resume exactly: tests/test_faults.py)."""
+    checkpoint = Path(args_of(command)[args_of(command).index("--ckpt_path") + 1])
+    before = checkpoint.read_bytes()
+    run = train(command)
+    assert (run / "config.yaml").is_file()
+    assert checkpoint.read_bytes() == before
 
 
 def validates(command: str) -> None:
@@ -334,6 +339,18 @@ def benchmarks(command: str) -> None:
     hgtrain(*args_of(command), *extra)
 
 
+def times_to_accuracy(command: str) -> None:
+    """Two tiny runs instead of three, each in its own empty folder: a report of both with their
+    validation curves and test results, and the plot."""
+    shell(f"{command} --runs 2 -- {' '.join(TINY)}")
+    report = json.loads(Path("time_to_accuracy.json").read_text())
+    assert [run["seed"] for run in report["runs"]] == [0, 1]
+    for run in report["runs"]:
+        assert run["wall_s"] > 0 and run["curve"] and "test_noisy/map@2" in run
+    assert report["summary"]["wall_s"]["missing"] == 0
+    assert Path("time_to_accuracy.svg").read_text().count("<polyline") == 2
+
+
 def reference_compare(command: str) -> None:
     """``python -m tests.reference.compare`` from the repository root, tiny."""
     tiny = f"{command} --input_size 128 --steps 1 --warmup 0"
@@ -381,8 +398,10 @@ RUNNERS: dict[str, Callable[[str], None]] = {
     "hgtrain fit --config squeeze.yaml --config finetune.yaml --model.backbone_weights CornerNet_Squeeze_500000.pkl": fine_tunes_original_weights,
     "hgtrain benchmark --backbone squeeze --input_size 255 --batch_size 2 --steps 5 --warmup 1 --data_workers 2": benchmarks,
     "hgtrain benchmark --backbone squeeze --input_size 255 --batch_size 2 --steps 6 --warmup 1 --versus bf16": benchmarks,
+    "hgtrain benchmark --backbone cornernet --input_size 511 --batch_size 8 --steps 2 --warmup 1 --versus checkpoint_blocks": benchmarks,
     "hgtrain benchmark --mode inference --backbone squeeze --input_size 511 --batch_size 4 --steps 5 --warmup 1": benchmarks,
     "hgtrain benchmark --mode inference --backbone squeeze --input_size 511 --batch_size 4 --steps 5 --warmup 1 --versus bf16": benchmarks,
+    "hgtrain time-to-accuracy --runs 3 --json time_to_accuracy.json --plot time_to_accuracy.svg": times_to_accuracy,
     "python -m tests.reference.compare --backbone squeeze --input_size 255 --batch_size 2 --steps 6 --warmup 1": reference_compare,
     "scripts/gpu_check.sh --device cpu --tiny --skip-compile --no-install --out gpu_check_dry_run": gpu_check_dry_run,
 }  # fmt: skip
