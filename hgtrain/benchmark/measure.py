@@ -20,7 +20,7 @@ process each get their own peak.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import platform
 import resource
 import statistics
@@ -156,10 +156,16 @@ def added_peak(device: str, before: int) -> int:
 def release_free_heap() -> None:
     """Hand memory the C heap holds but no longer uses back to the system (glibc's
     ``malloc_trim``; nothing elsewhere), so that the resident size is what is in use."""
-    name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
-    if libc is not None and hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
+    malloc_trim = _malloc_trim()
+    if malloc_trim is not None:
+        malloc_trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim`` from the symbols already loaded, looked up once (it runs before
+    every measured call); ``None`` where the C library has none."""
+    return getattr(ctypes.CDLL(None), "malloc_trim", None)
 
 
 def reset_peak_rss() -> None:
