@@ -282,17 +282,16 @@ def versus(config: BenchmarkConfig, option: str) -> dict[str, Any]:
     """
     other = switched_on(config, option)
     torch.backends.cudnn.benchmark = config.cudnn_benchmark
-    calls, states = {}, {}
+    prepared = {}
     for name, side in (("base", config), (option, other)):
         torch.manual_seed(config.seed)
-        step, batch = prepare(side)
-        calls[name] = lambda step=step, batch=batch: step(batch)
-        states[name] = step
+        prepared[name] = prepare(side)
+    calls = {name: (lambda s=step, b=batch: s(b)) for name, (step, batch) in prepared.items()}
     times, losses, added = interleave(
         calls, config.steps, config.warmup, config.device, memory=True
     )
     spreads = {name: spread(t) for name, t in times.items()}
-    state = {name: state_bytes(s.module, s.optimizer) / MIB for name, s in states.items()}
+    state = {name: state_bytes(s.module, s.optimizer) / MIB for name, (s, _) in prepared.items()}
     step_memory = {name: statistics.median(added[name]) / MIB for name in calls}
     peak = {name: state[name] + step_memory[name] for name in calls}
     return {
