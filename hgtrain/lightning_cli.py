@@ -30,8 +30,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from hgtrain import __version__
 from hgtrain.checkpointing import AtomicCheckpointIO, ResumableCheckpoints
-from hgtrain.data.coco_format import DatasetFormatError
-from hgtrain.data.datamodule import KeypointDataModule
+from hgtrain.data.loading.coco_format import DatasetFormatError
+from hgtrain.data.loading.datamodule import KeypointDataModule
 from hgtrain.divergence import DivergenceError, DivergenceGuard
 from hgtrain.errors import ConfigError
 from hgtrain.module import HourglassKeypointModule

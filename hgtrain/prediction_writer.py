@@ -32,7 +32,7 @@ from torch import Tensor
 from torchvision.utils import draw_keypoints
 
 from hgtrain.atomic import write_file_atomically
-from hgtrain.data.images import ImageInfo, to_original_pixels
+from hgtrain.data.loading.images import ImageInfo, to_original_pixels
 from hgtrain.data.preview import PALETTE
 from hgtrain.errors import ConfigError
 

@@ -20,7 +20,7 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from hgtrain.cli import main
-from hgtrain.data.transforms import ObjectCrop
+from hgtrain.data.loading.transforms import ObjectCrop
 from hgtrain.lightning_cli import build_cli, claim_version_directory, find_config
 from hgtrain.models import HourglassConfig
 

@@ -8,8 +8,8 @@ import time
 import lightning as L
 import torch
 
-from hgtrain.data.datamodule import KeypointDataModule
-from hgtrain.data.render import SceneConfig
+from hgtrain.data.generator.scene import SceneConfig
+from hgtrain.data.loading.datamodule import KeypointDataModule
 from hgtrain.models import HourglassConfig
 from hgtrain.module import HourglassKeypointModule
 

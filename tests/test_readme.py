@@ -31,7 +31,7 @@ import yaml
 from PIL import Image
 
 from hgtrain.cli import main
-from hgtrain.data.prepare import prepare_synthetic_set
+from hgtrain.data.loading.prepare import prepare_synthetic_set
 from hgtrain.lightning_cli import build_cli
 from hgtrain.models import build_backbone
 from hgtrain.models.convert import to_cornernet_lite

@@ -1,32 +1,33 @@
-"""Synthetic keypoint data: renderer, on-disk format, transforms and the DataModule.
+"""Keypoint data: the scene generator (:mod:`hgtrain.data.generator`) and the loading side
+(:mod:`hgtrain.data.loading`: on-disk format, datasets, transforms, the DataModule).
 
-The command-line tools live in :mod:`hgtrain.data.benchmark` and :mod:`hgtrain.data.preview`
+:class:`~hgtrain.data.sample.Sample` is what the two share. The command-line tools live in :mod:`hgtrain.data.benchmark` and :mod:`hgtrain.data.preview`
 (not imported here, so that ``python -m`` runs them cleanly).
 """
 
-from hgtrain.data.coco_format import (
+from hgtrain.data.generator.photometric import PhotometricNoise, apply_photometric_noise
+from hgtrain.data.generator.scene import SceneConfig, render_scene
+from hgtrain.data.loading.coco_format import (
     DatasetFormatError,
     KeypointSet,
     load_sample,
     read_keypoint_set,
     write_keypoint_set,
 )
-from hgtrain.data.collate import collate_keypoints
-from hgtrain.data.datamodule import KeypointDataModule
-from hgtrain.data.folder import KeypointFolder
-from hgtrain.data.photometric import PhotometricNoise, apply_photometric_noise
-from hgtrain.data.prepare import prepare_synthetic_set
-from hgtrain.data.render import SceneConfig, render_scene
-from hgtrain.data.sample import CLASS_NAMES, Sample
-from hgtrain.data.sampler import EpochSampler
-from hgtrain.data.synthetic import SyntheticKeypoints
-from hgtrain.data.transforms import (
+from hgtrain.data.loading.collate import collate_keypoints
+from hgtrain.data.loading.datamodule import KeypointDataModule
+from hgtrain.data.loading.folder import KeypointFolder
+from hgtrain.data.loading.prepare import prepare_synthetic_set
+from hgtrain.data.loading.sampler import EpochSampler
+from hgtrain.data.loading.synthetic import SyntheticKeypoints
+from hgtrain.data.loading.transforms import (
     HorizontalFlip,
     KeypointTransform,
     RandomScaleCrop,
     ResizePad,
     VerticalFlip,
 )
+from hgtrain.data.sample import CLASS_NAMES, Sample
 
 __all__ = [
     "CLASS_NAMES",

@@ -24,8 +24,8 @@ from typing import Any
 import torch
 
 from hgtrain.arguments import ToolParser
-from hgtrain.data.collate import collate_keypoints
-from hgtrain.data.datamodule import KeypointDataModule
+from hgtrain.data.loading.collate import collate_keypoints
+from hgtrain.data.loading.datamodule import KeypointDataModule
 
 __all__ = ["benchmark_size", "main"]
 

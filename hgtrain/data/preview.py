@@ -9,7 +9,7 @@ penalise). Images under 256 px are enlarged (nearest) for display only. A legend
 and the heatmap resolution.
 
 Data: without ``--data_dir``, the synthetic training stream (``--clean true``: without photometric
-noise). With ``--data_dir FOLDER``, a COCO-keypoints folder (:mod:`hgtrain.data.coco_format`; class
+noise). With ``--data_dir FOLDER``, a COCO-keypoints folder (:mod:`hgtrain.data.loading.coco_format`; class
 names from the folder, as in the DataModule), letterboxed to ``--image_size`` as evaluation does, or
 with ``--augmented true`` through the DataModule's training pipeline for ``train_dir``: the options
 ``--hflip``, ``--vflip``, ``--scale``, ``--crop_scales``, ``--crop_border``,
@@ -45,10 +45,10 @@ from torch.utils.data import Dataset
 from torchvision.utils import draw_keypoints, make_grid
 
 from hgtrain.arguments import ToolParser
-from hgtrain.data.coco_format import DatasetFormatError
-from hgtrain.data.datamodule import KeypointDataModule
-from hgtrain.data.folder import KeypointFolder
-from hgtrain.data.transforms import ResizePad
+from hgtrain.data.loading.coco_format import DatasetFormatError
+from hgtrain.data.loading.datamodule import KeypointDataModule
+from hgtrain.data.loading.folder import KeypointFolder
+from hgtrain.data.loading.transforms import ResizePad
 from hgtrain.errors import ConfigError
 from hgtrain.models.registry import get_config, list_backbones
 from hgtrain.task.targets import KeypointTargets, encode_targets

@@ -5,7 +5,8 @@ import warnings
 import numpy as np
 import pytest
 
-from hgtrain.data.coco_format import (
+from hgtrain.data.generator.photometric import PhotometricNoise
+from hgtrain.data.loading.coco_format import (
     MAX_IGNORED_FRACTION,
     DatasetFormatError,
     IgnoredKeypointsWarning,
@@ -13,11 +14,10 @@ from hgtrain.data.coco_format import (
     read_keypoint_set,
     write_keypoint_set,
 )
-from hgtrain.data.folder import KeypointFolder
-from hgtrain.data.photometric import PhotometricNoise
+from hgtrain.data.loading.folder import KeypointFolder
+from hgtrain.data.loading.synthetic import SyntheticKeypoints
+from hgtrain.data.loading.transforms import ResizePad
 from hgtrain.data.sample import CLASS_NAMES
-from hgtrain.data.synthetic import SyntheticKeypoints
-from hgtrain.data.transforms import ResizePad
 
 from .own_sets import inside, points, write_points_set
 

@@ -7,11 +7,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from hgtrain.data.coco_format import IgnoredKeypointsWarning
-from hgtrain.data.datamodule import KeypointDataModule
-from hgtrain.data.render import SceneConfig
+from hgtrain.data.generator.scene import SceneConfig
+from hgtrain.data.loading.coco_format import IgnoredKeypointsWarning
+from hgtrain.data.loading.datamodule import KeypointDataModule
+from hgtrain.data.loading.transforms import IgnoreRule, RandomWindowCrop
 from hgtrain.data.sample import CLASS_NAMES
-from hgtrain.data.transforms import IgnoreRule, RandomWindowCrop
 from hgtrain.errors import ConfigError
 
 from .own_sets import inside, points, write_points_set

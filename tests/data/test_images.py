@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from hgtrain.data.images import ImageFolder, collate_images, image_files, to_original_pixels
+from hgtrain.data.loading.images import ImageFolder, collate_images, image_files, to_original_pixels
 
 
 def picture(path: Path, width: int, height: int) -> Path:

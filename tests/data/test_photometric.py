@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hgtrain.data.photometric import PhotometricNoise, apply_photometric_noise
+from hgtrain.data.generator.photometric import PhotometricNoise, apply_photometric_noise
 
 
 def flat_image(level: float = 120.0) -> np.ndarray:

@@ -5,12 +5,12 @@ import socket
 import numpy as np
 import pytest
 
-import hgtrain.data.prepare as prepare
-from hgtrain.data.coco_format import read_keypoint_set
-from hgtrain.data.photometric import PhotometricNoise
-from hgtrain.data.render import SceneConfig
-from hgtrain.data.storage import MANIFEST, is_prepared, remove_stale, write_atomically
-from hgtrain.data.synthetic import SyntheticKeypoints
+import hgtrain.data.loading.prepare as prepare
+from hgtrain.data.generator.photometric import PhotometricNoise
+from hgtrain.data.generator.scene import SceneConfig
+from hgtrain.data.loading.coco_format import read_keypoint_set
+from hgtrain.data.loading.storage import MANIFEST, is_prepared, remove_stale, write_atomically
+from hgtrain.data.loading.synthetic import SyntheticKeypoints
 
 
 def prepare_val(root, **kwargs):

@@ -8,12 +8,12 @@ import pytest
 from PIL import Image
 
 from hgtrain.data import preview
-from hgtrain.data.coco_format import write_keypoint_set
-from hgtrain.data.datamodule import KeypointDataModule
-from hgtrain.data.folder import KeypointFolder
+from hgtrain.data.loading.coco_format import write_keypoint_set
+from hgtrain.data.loading.datamodule import KeypointDataModule
+from hgtrain.data.loading.folder import KeypointFolder
+from hgtrain.data.loading.synthetic import SyntheticKeypoints
+from hgtrain.data.loading.transforms import ResizePad
 from hgtrain.data.sample import CLASS_NAMES
-from hgtrain.data.synthetic import SyntheticKeypoints
-from hgtrain.data.transforms import ResizePad
 from hgtrain.module import HourglassKeypointModule
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hgtrain.data.raster import polygon_coverage, polygon_window
+from hgtrain.data.generator.raster import polygon_coverage, polygon_window
 
 
 def box_coverage(x0, y0, x1, y1, height, width):

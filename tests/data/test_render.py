@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from hgtrain.data.render import SceneConfig, render_scene
-from hgtrain.data.synthetic import SyntheticKeypoints
+from hgtrain.data.generator.scene import SceneConfig, render_scene
+from hgtrain.data.loading.synthetic import SyntheticKeypoints
 
 FLAT_BOXES = SceneConfig(
     kinds={"box": 1.0},

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from hgtrain.data.coco_format import read_keypoint_set
-from hgtrain.data.prepare import prepare_synthetic_set
-from hgtrain.data.storage import MANIFEST, is_prepared
+from hgtrain.data.loading.coco_format import read_keypoint_set
+from hgtrain.data.loading.prepare import prepare_synthetic_set
+from hgtrain.data.loading.storage import MANIFEST, is_prepared
 
 
 def prepare_val(root, size=8, image_size=64):
@@ -98,7 +98,7 @@ def test_every_file_but_the_manifest_is_recorded_with_its_size(tmp_path):
 WRITER_HELD_HALF_WAY = textwrap.dedent(
     """
     import sys, time
-    import hgtrain.data.prepare as prepare
+    import hgtrain.data.loading.prepare as prepare
 
     render = prepare._render_all
 

@@ -2,10 +2,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from hgtrain.data.collate import collate_keypoints
-from hgtrain.data.photometric import PhotometricNoise
-from hgtrain.data.synthetic import SyntheticKeypoints
-from hgtrain.data.transforms import HorizontalFlip
+from hgtrain.data.generator.photometric import PhotometricNoise
+from hgtrain.data.loading.collate import collate_keypoints
+from hgtrain.data.loading.synthetic import SyntheticKeypoints
+from hgtrain.data.loading.transforms import HorizontalFlip
 
 
 def noisy_train_set() -> SyntheticKeypoints:

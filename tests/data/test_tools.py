@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from hgtrain.data import benchmark, preview
-from hgtrain.data.synthetic import SyntheticKeypoints
+from hgtrain.data.loading.synthetic import SyntheticKeypoints
 
 
 def test_benchmark_reports_samples_per_second_and_encoding_cost(capsys):

@@ -3,8 +3,7 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
-from hgtrain.data.sample import CLASS_NAMES, Sample
-from hgtrain.data.transforms import (
+from hgtrain.data.loading.transforms import (
     HorizontalFlip,
     IgnoreRule,
     KeypointTransform,
@@ -14,6 +13,7 @@ from hgtrain.data.transforms import (
     ResizePad,
     VerticalFlip,
 )
+from hgtrain.data.sample import CLASS_NAMES, Sample
 
 TOP_LEFT, BOTTOM_RIGHT, CORNER = 0, 1, 2
 HEIGHT, WIDTH = 40, 60

@@ -6,7 +6,7 @@ corner and keypoints of different objects are at least ``min_distance`` apart. E
 differs in luma by at least ``min_contrast`` grey levels from the whole range of the (smooth)
 background under the object, sampled every other pixel, and the two colours of a checkerboard
 differ as much from each other. Painting uses exact area coverage
-(:mod:`hgtrain.data.raster`), so edges are anti-aliased and the keypoints are exact.
+(:mod:`hgtrain.data.generator.raster`), so edges are anti-aliased and the keypoints are exact.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hgtrain.data.background import textured_background
-from hgtrain.data.raster import box_window, polygon_coverage
+from hgtrain.data.generator.backgrounds import textured_background
+from hgtrain.data.generator.raster import box_window, polygon_coverage
+from hgtrain.data.generator.shapes import SHAPES, Shape, ShapeRules
 from hgtrain.data.sample import Sample
-from hgtrain.data.shapes import SHAPES, Shape, ShapeRules
 
 __all__ = ["SceneConfig", "render_scene"]
 

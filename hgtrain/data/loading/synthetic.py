@@ -6,7 +6,7 @@ processes, and across runs. Three streams keep the parts independent: the scene,
 noise and the augmentation; the clean and noisy versions of a sample therefore show the same scene.
 
 Index ``epoch * length + i`` is sample ``i`` of epoch ``epoch``: the train sampler
-(:class:`hgtrain.data.sampler.EpochSampler`) walks a new epoch's indices each epoch, so training
+(:class:`hgtrain.data.loading.sampler.EpochSampler`) walks a new epoch's indices each epoch, so training
 sees new images every epoch (the set is effectively unlimited), while the fixed val / test sets use
 epoch 0 only.
 """
@@ -18,10 +18,10 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from hgtrain.data.photometric import PhotometricNoise, apply_photometric_noise
-from hgtrain.data.render import SceneConfig, render_scene
+from hgtrain.data.generator.photometric import PhotometricNoise, apply_photometric_noise
+from hgtrain.data.generator.scene import SceneConfig, render_scene
+from hgtrain.data.loading.transforms import IgnoreRule, KeypointTransform
 from hgtrain.data.sample import CLASS_NAMES, Sample
-from hgtrain.data.transforms import IgnoreRule, KeypointTransform
 
 __all__ = ["SPLITS", "SyntheticKeypoints"]
 
@@ -40,7 +40,7 @@ class SyntheticKeypoints(Dataset):
         scene: what the images contain (default ``SceneConfig()``).
         noise: photometric noise, or None for clean images.
         pipeline: v2 augmentation of image, keypoints and boxes (see
-            :class:`hgtrain.data.transforms.KeypointTransform`); default: none.
+            :class:`hgtrain.data.loading.transforms.KeypointTransform`); default: none.
         ignore: which objects training does not penalise (targets get ``ignore``).
     """
 

@@ -1,9 +1,9 @@
 """Generate the fixed synthetic val / test sets on disk, once per generator setting.
 
-A set is reused only after it has been verified against its manifest (:mod:`hgtrain.data.storage`);
+A set is reused only after it has been verified against its manifest (:mod:`hgtrain.data.loading.storage`);
 a damaged one is written again, with a line that names the folder and the first problem found.
 Its images are rendered by DataLoader workers that end with the process that writes the set
-(:func:`hgtrain.data.workers.exit_with_parent`).
+(:func:`hgtrain.data.loading.workers.exit_with_parent`).
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from typing import Any
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from hgtrain.data.coco_format import write_keypoint_set
-from hgtrain.data.photometric import PhotometricNoise
-from hgtrain.data.render import SceneConfig
+from hgtrain.data.generator.photometric import PhotometricNoise
+from hgtrain.data.generator.scene import SceneConfig
+from hgtrain.data.loading.coco_format import write_keypoint_set
+from hgtrain.data.loading.storage import find_problem, remove_stale, write_atomically
+from hgtrain.data.loading.synthetic import SyntheticKeypoints
+from hgtrain.data.loading.workers import exit_with_parent
 from hgtrain.data.sample import CLASS_NAMES, Sample
-from hgtrain.data.storage import find_problem, remove_stale, write_atomically
-from hgtrain.data.synthetic import SyntheticKeypoints
-from hgtrain.data.workers import exit_with_parent
 
 __all__ = ["GENERATOR_VERSION", "prepare_synthetic_set", "synthetic_set_path"]
 

@@ -14,18 +14,17 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from hgtrain.data.coco_format import DatasetFormatError, KeypointSet, read_keypoint_set
-from hgtrain.data.collate import collate_keypoints
-from hgtrain.data.folder import KeypointFolder
-from hgtrain.data.images import ImageFolder, collate_images, image_files
-from hgtrain.data.photometric import PhotometricNoise
-from hgtrain.data.prepare import prepare_synthetic_set, synthetic_set_path
-from hgtrain.data.render import SceneConfig
-from hgtrain.data.sample import CLASS_NAMES
-from hgtrain.data.sampler import EpochSampler
-from hgtrain.data.storage import find_problem
-from hgtrain.data.synthetic import SyntheticKeypoints
-from hgtrain.data.transforms import (
+from hgtrain.data.generator.photometric import PhotometricNoise
+from hgtrain.data.generator.scene import SceneConfig
+from hgtrain.data.loading.coco_format import DatasetFormatError, KeypointSet, read_keypoint_set
+from hgtrain.data.loading.collate import collate_keypoints
+from hgtrain.data.loading.folder import KeypointFolder
+from hgtrain.data.loading.images import ImageFolder, collate_images, image_files
+from hgtrain.data.loading.prepare import prepare_synthetic_set, synthetic_set_path
+from hgtrain.data.loading.sampler import EpochSampler
+from hgtrain.data.loading.storage import find_problem
+from hgtrain.data.loading.synthetic import SyntheticKeypoints
+from hgtrain.data.loading.transforms import (
     HorizontalFlip,
     IgnoreRule,
     ObjectCrop,
@@ -34,7 +33,8 @@ from hgtrain.data.transforms import (
     ResizePad,
     VerticalFlip,
 )
-from hgtrain.data.workers import exit_with_parent
+from hgtrain.data.loading.workers import exit_with_parent
+from hgtrain.data.sample import CLASS_NAMES
 from hgtrain.errors import ConfigError, check
 from hgtrain.hparams import make_hparams_plain
 
@@ -55,7 +55,7 @@ WHY_KEYPOINTS = {
 class KeypointDataModule(L.LightningDataModule):
     """Corner-keypoint data for the hourglass models.
 
-    By default everything is synthetic (:mod:`hgtrain.data.synthetic`): training renders new
+    By default everything is synthetic (:mod:`hgtrain.data.loading.synthetic`): training renders new
     images every epoch, and :meth:`prepare_data` writes the fixed validation and test sets under
     ``root/synthetic/`` once (PNG + COCO-keypoints JSON, reused while the settings match). Point
     ``train_dir`` / ``val_dir`` / ``test_dir`` at folders in that format to use your own images:
@@ -63,7 +63,7 @@ class KeypointDataModule(L.LightningDataModule):
     the model) or at :meth:`setup`, and must hold keypoints (see :meth:`own_sets`).
 
     Batches are ``(images uint8 [B, 3, S, S], list of target dicts)``
-    (:func:`hgtrain.data.collate.collate_keypoints`); targets are encoded by the model on its device.
+    (:func:`hgtrain.data.loading.collate.collate_keypoints`); targets are encoded by the model on its device.
 
     Args:
         root: folder for the generated sets.
@@ -106,7 +106,7 @@ class KeypointDataModule(L.LightningDataModule):
         val_dir: own validation set instead of the generated one.
         test_dir: own test set instead of the generated ones (one test loader).
         predict_dir: a folder of images to predict on (any size, letterboxed to ``image_size``;
-            sub-folders included; see :mod:`hgtrain.data.images`); without it, ``predict`` runs
+            sub-folders included; see :mod:`hgtrain.data.loading.images`); without it, ``predict`` runs
             on the images of the test set (``test_dir``, else the first generated one).
     """
 
@@ -260,7 +260,7 @@ class KeypointDataModule(L.LightningDataModule):
         A malformed folder, or one without keypoints, is a :class:`ConfigError` naming the
         argument (a one-line error in the CLI): training on it would teach the network to find
         nothing, and point AP is undefined on it. Keypoints outside their image are reported while
-        reading (:func:`~hgtrain.data.coco_format.read_keypoint_set`).
+        reading (:func:`~hgtrain.data.loading.coco_format.read_keypoint_set`).
         """
         sets = {}
         for split in ("train", "val", "test"):
@@ -478,5 +478,5 @@ class KeypointDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         """Batches ``(images uint8 [n, 3, S, S], infos)`` of the images to predict on; unreadable
-        images are in the infos only (:func:`hgtrain.data.images.collate_images`)."""
+        images are in the infos only (:func:`hgtrain.data.loading.images.collate_images`)."""
         return self._loader(self.datasets["predict"], collate_fn=collate_images)

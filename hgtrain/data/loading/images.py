@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
-from hgtrain.data.transforms import ResizePad
+from hgtrain.data.loading.transforms import ResizePad
 
 __all__ = ["IMAGE_SUFFIXES", "ImageFolder", "collate_images", "image_files", "to_original_pixels"]
 

@@ -9,25 +9,25 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from hgtrain.data.coco_format import KeypointSet, load_sample, read_keypoint_set
-from hgtrain.data.transforms import IgnoreRule, KeypointTransform
+from hgtrain.data.loading.coco_format import KeypointSet, load_sample, read_keypoint_set
+from hgtrain.data.loading.transforms import IgnoreRule, KeypointTransform
 
 __all__ = ["KeypointFolder"]
 
 
 class KeypointFolder(Dataset):
-    """Images and keypoints of a COCO-keypoints-style folder (see :mod:`hgtrain.data.coco_format`).
+    """Images and keypoints of a COCO-keypoints-style folder (see :mod:`hgtrain.data.loading.coco_format`).
 
     The whole annotation file is validated when the dataset is built, so a malformed set fails
     at once with the file and the problem named; keypoints outside their image are reported and
-    left out then (:func:`~hgtrain.data.coco_format.read_keypoint_set`). Index
+    left out then (:func:`~hgtrain.data.loading.coco_format.read_keypoint_set`). Index
     ``epoch * len(self) + i`` is image ``i`` with the augmentation draw of that epoch (see
-    :class:`hgtrain.data.sampler.EpochSampler`).
+    :class:`hgtrain.data.loading.sampler.EpochSampler`).
 
     Args:
         directory: the folder holding ``annotations.json``.
         pipeline: v2 transform for image, keypoints and boxes (see
-            :class:`hgtrain.data.transforms.KeypointTransform`), e.g. ``ResizePad(size)``.
+            :class:`hgtrain.data.loading.transforms.KeypointTransform`), e.g. ``ResizePad(size)``.
         seed: seed of the augmentation draws.
         ignore: which objects training does not penalise (targets get ``ignore``).
         keypoint_set: the set already read from ``directory`` (e.g. with ``strict=True``), so that
