@@ -30,7 +30,7 @@ from hgtrain.benchmark.plot import write_line_plot
 
 __all__ = ["build_parser", "main", "read_scalars", "run_once", "summarize"]
 
-TEST_METRICS = ("test_noisy/map@2", "test_clean/map@2")
+TEST_METRICS = ("test_noisy/map@2", "test_clean/map@2", "test_unseen/map@2")
 
 
 def build_parser() -> ToolParser:

@@ -41,7 +41,7 @@ def test_exposes_what_the_model_needs(tmp_path):
     module = small_module(tmp_path)
     assert module.num_classes == 3 and module.class_names == CLASS_NAMES
     assert module.image_size == 48
-    assert module.test_set_names == ("test_noisy", "test_clean")
+    assert module.test_set_names == ("test_noisy", "test_clean", "test_unseen")
 
 
 def test_loaders_yield_contract_batches(tmp_path):
@@ -54,7 +54,7 @@ def test_loaders_yield_contract_batches(tmp_path):
     images, _ = next(iter(module.val_dataloader()))
     assert images.shape == (2, 3, 48, 48)
     module.setup("test")
-    noisy, clean = module.test_dataloader()
+    noisy, clean, _ = module.test_dataloader()
     (noisy_images, noisy_targets), (clean_images, clean_targets) = (
         next(iter(noisy)),
         next(iter(clean)),

@@ -32,6 +32,9 @@ def test_brightness_does_not_drown_a_dark_image():
         speckle=0.0,
         shade=(0.0, 0.0),
         motion_blur=1,
+        gamma=(1.0, 1.0),
+        colour=0.0,
+        defocus=0.0,
     )
     for seed in range(20):
         dark = apply_photometric_noise(np.random.default_rng(seed), flat_image(20.0), noise)

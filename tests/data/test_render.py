@@ -6,7 +6,9 @@ from hgtrain.data.loading.synthetic import SyntheticKeypoints
 
 FLAT_BOXES = SceneConfig(
     kinds={"box": 1.0},
+    backgrounds={"smooth": 1.0},
     objects=(3, 3),
+    occluders=(0, 0),
     background_spread=0.0,
     background_saturation=0.0,
     background_detail=0.0,
@@ -70,7 +72,7 @@ def test_every_keypoint_lies_in_its_objects_box():
 
 
 def test_box_keypoints_are_the_box_corners():
-    config = SceneConfig(kinds={"box": 1.0}, objects=(4, 4))
+    config = SceneConfig(kinds={"box": 1.0}, objects=(4, 4), occluders=(0, 0))
     sample = render_scene(np.random.default_rng(5), 128, 128, config)
     top_left = sample.keypoints[sample.labels == 0]
     bottom_right = sample.keypoints[sample.labels == 1]
@@ -79,7 +81,7 @@ def test_box_keypoints_are_the_box_corners():
 
 
 def test_bad_scene_settings_are_rejected():
-    with pytest.raises(ValueError, match="unknown shape kinds"):
+    with pytest.raises(ValueError, match="unknown kinds"):
         SceneConfig(kinds={"triangle": 1.0})
     with pytest.raises(ValueError, match="object_size"):
         SceneConfig(object_size=(0.2, 1.5))

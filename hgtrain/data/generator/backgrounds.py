@@ -1,51 +1,197 @@
-"""Smooth textured backgrounds: grey blobs with a finer texture, under a smooth colour cast.
+"""Background families: what the shapes are drawn on.
 
-The grey layer is a coarse random grid upsampled to a finer grid, plus texture noise there, then
-brought to full size by separable cubic (Catmull-Rom) interpolation: four gathered taps per axis,
-plain element-wise numpy, so the result is bit-identical in every process. SuperPoint blurs
-thresholded noise with a huge kernel instead; the result has the same character (smooth,
-cornerless clutter that the shapes must stand out from) at a fraction of the cost. The colour is a
-sum of smooth waves along x and along y per channel, so it costs two broadcast additions.
+Every family returns a float32 [3, H, W] image in [0, 255] and is drawn from the sample's random
+generator only:
+
+- ``smooth``: grey blobs with a finer texture under a smooth colour cast (the classic scene).
+  The grey layer is a coarse random grid upsampled to a finer grid, plus texture noise there,
+  brought to full size by separable cubic (Catmull-Rom) interpolation: plain element-wise numpy,
+  so the result is bit-identical in every process. SuperPoint blurs thresholded noise with a huge
+  kernel instead; the result has the same character at a fraction of the cost.
+- ``noise``: fractal value noise (3-5 octaves of that interpolated grid), from fine grain to clouds.
+- ``stripes``: a grating of random period, angle and edge sharpness, sometimes over a second,
+  smooth one: long straight edges that are not corners.
+- ``marble``: a grating bent by fractal noise, veins that curve and fork.
+- ``photo``: a softened patch of a photograph bundled with scikit-image (optional dependency;
+  never downloaded): real texture, with its sharpest details blurred away.
+
+The textured families map a pattern in [0, 1] between two colours whose lumas differ by a
+contrast drawn from :attr:`BackgroundStyle.texture_contrast`, so a shape's colour can always stay
+``min_contrast`` away from everything under it (:mod:`hgtrain.data.generator.scene`).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
-__all__ = ["textured_background"]
+from hgtrain.data.generator.photos import photo_library
+
+__all__ = ["BACKGROUNDS", "LUMA", "BackgroundStyle", "render_background"]
+
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
-def textured_background(
+@dataclass(frozen=True)
+class BackgroundStyle:
+    """The ranges a background family draws from (grey levels on a 0-255 scale).
+
+    Attributes:
+        spread: ``smooth``: largest deviation of a blob from the image's base grey level.
+        detail: ``smooth``: amplitude of the fine texture.
+        saturation: largest colour deviation of a channel from the grey level (every family).
+        texture_contrast: textured families: range of the luma difference between the pattern's
+            darkest and brightest colour.
+    """
+
+    spread: float = 50.0
+    detail: float = 12.0
+    saturation: float = 40.0
+    texture_contrast: tuple[float, float] = (20.0, 80.0)
+
+
+def render_background(
+    rng: np.random.Generator, family: str, height: int, width: int, style: BackgroundStyle
+) -> np.ndarray:
+    """A float32 [3, height, width] background of ``family`` (a key of :data:`BACKGROUNDS`)."""
+    return BACKGROUNDS[family](rng, height, width, style)
+
+
+def smooth(rng: np.random.Generator, height: int, width: int, style: BackgroundStyle) -> np.ndarray:
+    """Grey blobs (2-6 along the longer side) with a finer texture (8-24 cells), colour waves."""
+    coarse = _grid_shape(int(rng.integers(2, 7)), height, width)
+    fine = _grid_shape(int(rng.integers(8, 25)), height, width)
+    blobs = rng.uniform(0.0, 255.0) + rng.uniform(-style.spread, style.spread, coarse)
+    grey = _upsample(blobs, fine) + rng.uniform(-style.detail, style.detail, fine).astype(
+        np.float32
+    )
+    grey = _upsample(grey, (height, width))
+    image = grey[None] + _waves(rng, height, style.saturation)[:, :, None]
+    image += _waves(rng, width, style.saturation)[:, None, :]
+    return np.clip(image, 0.0, 255.0, out=image)
+
+
+def noise(rng: np.random.Generator, height: int, width: int, style: BackgroundStyle) -> np.ndarray:
+    """Fractal value noise: 3-5 octaves from 4-16 cells up, each 0.5-0.85 of the one before."""
+    pattern = _fractal(
+        rng,
+        height,
+        width,
+        int(rng.integers(4, 17)),
+        int(rng.integers(3, 6)),
+        rng.uniform(0.5, 0.85),
+    )
+    return _two_tone(rng, pattern, style)
+
+
+def stripes(
+    rng: np.random.Generator, height: int, width: int, style: BackgroundStyle
+) -> np.ndarray:
+    """A grating (period 4-25 % of the shorter side) whose profile runs from a sine to a
+    near-square wave; in a third of the images over a second, smooth grating."""
+    side = min(height, width)
+    sharpness = np.exp(rng.uniform(np.log(0.5), np.log(8.0)))
+    wave = np.sin(_grating_phase(rng, height, width, side))
+    pattern = np.tanh(sharpness * wave) / np.tanh(sharpness)
+    if rng.random() < 1 / 3:
+        pattern = 0.65 * pattern + 0.35 * np.sin(_grating_phase(rng, height, width, side))
+    return _two_tone(rng, 0.5 + 0.5 * pattern, style)
+
+
+def marble(rng: np.random.Generator, height: int, width: int, style: BackgroundStyle) -> np.ndarray:
+    """A grating whose phase is bent by fractal noise (1-3 periods of bending): curved veins."""
+    side = min(height, width)
+    turbulence = _fractal(rng, height, width, int(rng.integers(2, 5)), 4, 0.55)
+    phase = _grating_phase(rng, height, width, side) + rng.uniform(2.0, 6.0) * np.pi * turbulence
+    pattern = np.abs(np.sin(phase)) ** rng.uniform(0.3, 1.0)
+    return _two_tone(rng, pattern, style)
+
+
+def photo(rng: np.random.Generator, height: int, width: int, style: BackgroundStyle) -> np.ndarray:
+    """A random patch (30-100 % of the picture's shorter side) of a bundled photograph, flipped
+    or turned at random, softened by resampling through 1/1.5-1/3 resolution, with its luma range
+    set to a ``texture_contrast`` around a random grey level."""
+    pictures = photo_library()
+    picture = pictures[int(rng.integers(len(pictures)))]
+    side = min(picture.shape[:2])
+    crop = int(rng.uniform(0.3, 1.0) * side)
+    top = int(rng.integers(picture.shape[0] - crop + 1))
+    left = int(rng.integers(picture.shape[1] - crop + 1))
+    patch = picture[top : top + crop, left : left + crop]
+    patch = np.rot90(patch, int(rng.integers(4)))
+    if rng.random() < 0.5:
+        patch = patch[:, ::-1]
+    blur = rng.uniform(1.5, 3.0)
+    small = (max(2, round(width / blur)), max(2, round(height / blur)))
+    image = Image.fromarray(np.ascontiguousarray(patch)).resize(small, Image.Resampling.BOX)
+    image = image.resize((width, height), Image.Resampling.BICUBIC)
+    colour = np.asarray(image, np.float32).transpose(2, 0, 1)
+    luma = np.tensordot(LUMA, colour, axes=1)
+    scale = rng.uniform(*style.texture_contrast) / max(float(np.ptp(luma)), 1.0)
+    low, high = float(luma.min()) * scale, float(luma.max()) * scale
+    colour *= scale
+    colour += np.float32(rng.uniform(-low, 255.0 - high))
+    return np.clip(colour, 0.0, 255.0, out=colour)
+
+
+BACKGROUNDS: dict[str, Callable[..., np.ndarray]] = {
+    "smooth": smooth,
+    "noise": noise,
+    "stripes": stripes,
+    "marble": marble,
+    "photo": photo,
+}
+"""Background families by name: ``(rng, height, width, style) -> float32 [3, H, W]``."""
+
+
+def _two_tone(rng: np.random.Generator, pattern: np.ndarray, style: BackgroundStyle) -> np.ndarray:
+    """``pattern`` in [0, 1] mapped between two colours ``texture_contrast`` apart in luma, each
+    tinted by up to ``saturation`` without changing its luma or clipping."""
+    contrast = rng.uniform(*style.texture_contrast)
+    low = rng.uniform(0.0, 255.0 - contrast)
+    lumas = np.array([low, low + contrast], dtype=np.float32)
+    tint = rng.uniform(-0.5, 0.5, (2, 3)).astype(np.float32) * np.float32(style.saturation)
+    tint -= (tint @ LUMA)[:, None]
+    headroom = np.minimum(lumas, 255.0 - lumas)[:, None]
+    tint *= np.minimum(1.0, headroom / np.maximum(np.abs(tint).max(axis=1, keepdims=True), 1e-6))
+    dark, bright = lumas[:, None] + tint
+    image = pattern.astype(np.float32)[None] * (bright - dark)[:, None, None]
+    image += dark[:, None, None]
+    return np.clip(image, 0.0, 255.0, out=image)
+
+
+def _fractal(
     rng: np.random.Generator,
     height: int,
     width: int,
-    cells: tuple[int, int] = (2, 6),
-    detail_cells: tuple[int, int] = (8, 24),
-    spread: float = 50.0,
-    detail: float = 12.0,
-    saturation: float = 40.0,
+    cells: int,
+    octaves: int,
+    persistence: float,
 ) -> np.ndarray:
-    """A float32 [3, height, width] background in [0, 255].
+    """Value noise in [0, 1]: octave k is a ``cells * 2**k`` grid, weighted ``persistence**k``."""
+    total = np.zeros((height, width), np.float32)
+    for octave in range(octaves):
+        grid = _grid_shape(min(cells * 2**octave, max(height, width)), height, width)
+        total += np.float32(persistence**octave) * _upsample(
+            rng.uniform(-1, 1, grid), (height, width)
+        )
+    total -= total.min()
+    total *= 1.0 / max(float(total.max()), 1e-6)
+    return total
 
-    Args:
-        rng: the sample's random generator.
-        height, width: image size in pixels.
-        cells: range of the number of grey blobs along the longer side.
-        detail_cells: range of the number of texture cells along the longer side.
-        spread: largest deviation (grey levels) of a blob from the image's base grey level.
-        detail: amplitude (grey levels) of the fine texture.
-        saturation: largest colour deviation (levels) of a channel from the grey level.
-    """
-    coarse = _grid_shape(int(rng.integers(cells[0], cells[1] + 1)), height, width)
-    fine = _grid_shape(int(rng.integers(detail_cells[0], detail_cells[1] + 1)), height, width)
-    blobs = rng.uniform(0.0, 255.0) + rng.uniform(-spread, spread, coarse)
-    grey = _upsample(blobs, fine) + rng.uniform(-detail, detail, fine).astype(np.float32)
-    grey = _upsample(grey, (height, width))
-    image = grey[None] + _waves(rng, height, saturation)[:, :, None]
-    image += _waves(rng, width, saturation)[:, None, :]
-    return np.clip(image, 0.0, 255.0, out=image)
+
+def _grating_phase(rng: np.random.Generator, height: int, width: int, side: int) -> np.ndarray:
+    """Phase (radians) of a plane wave of random angle, period 4-25 % of ``side`` (>= 4 px)."""
+    angle = rng.uniform(0, np.pi)
+    period = max(4.0, rng.uniform(0.04, 0.25) * side)
+    scale = np.float32(2 * np.pi / period)
+    x = np.arange(width, dtype=np.float32) * scale * np.float32(np.cos(angle))
+    y = np.arange(height, dtype=np.float32) * scale * np.float32(np.sin(angle))
+    return y[:, None] + x[None, :] + np.float32(rng.uniform(0, 2 * np.pi))
 
 
 def _upsample(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -11,20 +11,43 @@ differ as much from each other. Painting uses exact area coverage
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from hgtrain.data.generator.backgrounds import textured_background
+from hgtrain.data.generator.backgrounds import (
+    BACKGROUNDS,
+    LUMA,
+    BackgroundStyle,
+    render_background,
+)
+from hgtrain.data.generator.photos import MISSING, photos_available
 from hgtrain.data.generator.raster import box_window, polygon_coverage
 from hgtrain.data.generator.shapes import SHAPES, Shape, ShapeRules
 from hgtrain.data.sample import Sample
 
-__all__ = ["SceneConfig", "render_scene"]
+__all__ = [
+    "HELD_OUT_BACKGROUND",
+    "HELD_OUT_KIND",
+    "SCENE_PRESETS",
+    "SceneConfig",
+    "render_scene",
+    "scene_preset",
+    "unseen_scene",
+]
 
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 SHAPE_TRIES = 10
 POSITION_TRIES = 8
+OCCLUDER_KINDS = ("blob", "ellipse")
+VISIBLE_COVERAGE = 1e-3
+"""Least coverage of a pixel by an occluder that counts as hiding what is there (rasterising
+leaves float noise below it around a polygon)."""
+HELD_OUT_BACKGROUND = "marble"
+"""The background family that only the unseen test set draws (never the presets' training)."""
+HELD_OUT_KIND = "cross"
+"""The shape kind that only the unseen test set draws."""
 
 
 def _default_kinds() -> dict[str, float]:
@@ -34,8 +57,14 @@ def _default_kinds() -> dict[str, float]:
         "star": 1.0,
         "line": 1.0,
         "checkerboard": 0.5,
-        "ellipse": 0.5,
+        "ellipse": 0.25,
+        "blob": 0.25,
+        "curve": 0.5,
     }
+
+
+def _default_backgrounds() -> dict[str, float]:
+    return {"smooth": 1.0, "noise": 1.0, "stripes": 1.0}
 
 
 @dataclass
@@ -47,9 +76,15 @@ class SceneConfig:
 
     Attributes:
         kinds: relative frequency of each shape kind: "box" (top_left / bottom_right corners),
-            "polygon", "star", "line", "checkerboard" (generic corners) and "ellipse" (no keypoints).
+            "polygon", "star", "line", "checkerboard", "cross" (generic corners), and the clutter
+            without keypoints: "ellipse", "blob" and "curve" (a round-capped arc).
+        backgrounds: relative frequency of each background family: "smooth", "noise",
+            "stripes", "marble" and "photo" (needs scikit-image; see
+            :mod:`hgtrain.data.generator.backgrounds`).
         objects: range (inclusive) of the number of objects attempted per image; objects that do
             not fit are skipped, so crowded settings give fewer.
+        occluders: range (inclusive) of the number of blobs and ellipses painted over the scene
+            after the objects; a keypoint they come within ``min_distance / 2`` of is removed.
         object_size: range of an object's longest side, as a fraction of the shorter image side.
         line_width: range of the width of lines and star branches, fraction of the shorter side
             (never below 1.5 px).
@@ -61,11 +96,15 @@ class SceneConfig:
             base level (0 with the two below: a flat background).
         background_saturation: largest colour deviation of background blobs from grey.
         background_detail: amplitude (grey levels) of the fine background texture.
+        texture_contrast: range of the luma difference (grey levels) between the darkest and
+            brightest colour of the textured families (all but "smooth").
     """
 
     kinds: dict[str, float] = field(default_factory=_default_kinds)
-    objects: tuple[int, int] = (1, 5)
-    object_size: tuple[float, float] = (0.15, 0.45)
+    backgrounds: dict[str, float] = field(default_factory=_default_backgrounds)
+    objects: tuple[int, int] = (1, 6)
+    occluders: tuple[int, int] = (0, 1)
+    object_size: tuple[float, float] = (0.08, 0.45)
     line_width: tuple[float, float] = (0.012, 0.03)
     min_distance: float = 8.0
     margin: float = 2.0
@@ -73,51 +112,150 @@ class SceneConfig:
     background_spread: float = 50.0
     background_saturation: float = 40.0
     background_detail: float = 12.0
+    texture_contrast: tuple[float, float] = (20.0, 80.0)
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.kinds) - set(SHAPES))
-        if unknown:
-            raise ValueError(f"unknown shape kinds {unknown}; choose from {sorted(SHAPES)}")
-        if any(w < 0 for w in self.kinds.values()) or sum(self.kinds.values()) <= 0:
-            raise ValueError(f"kinds weights must be >= 0 with a positive sum, got {self.kinds}")
-        for name in ("objects", "object_size", "line_width"):
+        for name, known in (("kinds", SHAPES), ("backgrounds", BACKGROUNDS)):
+            weights = getattr(self, name)
+            unknown = sorted(set(weights) - set(known))
+            if unknown:
+                raise ValueError(f"unknown {name} {unknown}; choose from {sorted(known)}")
+            if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+                raise ValueError(f"{name} weights must be >= 0 with a positive sum, got {weights}")
+        if self.backgrounds.get("photo", 0) > 0 and not photos_available():
+            raise ValueError(MISSING)
+        for name in ("objects", "occluders", "object_size", "line_width", "texture_contrast"):
             low, high = getattr(self, name)
             if not 0 <= low <= high:
                 raise ValueError(f"{name} must be a range (low, high) with 0 <= low <= high")
+            setattr(self, name, tuple(getattr(self, name)))
         if self.object_size[1] > 1:
             raise ValueError(f"object_size is a fraction of the image side, got {self.object_size}")
-        self.objects = tuple(self.objects)
-        self.object_size = tuple(self.object_size)
-        self.line_width = tuple(self.line_width)
+        if self.texture_contrast[1] > 255:
+            raise ValueError(
+                f"texture_contrast is in grey levels (<= 255), got {self.texture_contrast}"
+            )
+
+    @property
+    def background_style(self) -> BackgroundStyle:
+        """The background families' ranges of this scene."""
+        return BackgroundStyle(
+            self.background_spread,
+            self.background_detail,
+            self.background_saturation,
+            self.texture_contrast,
+        )
+
+    def uses(self, name: str) -> bool:
+        """Whether this scene ever draws the shape kind or background family ``name``."""
+        return self.kinds.get(name, 0) > 0 or self.backgrounds.get(name, 0) > 0
+
+
+SCENE_PRESETS: dict[str, SceneConfig] = {
+    "wide": SceneConfig(),
+    "classic": SceneConfig(
+        kinds={
+            "box": 2.0,
+            "polygon": 1.0,
+            "star": 1.0,
+            "line": 1.0,
+            "checkerboard": 0.5,
+            "ellipse": 0.5,
+        },
+        backgrounds={"smooth": 1.0},
+        objects=(1, 5),
+        occluders=(0, 0),
+        object_size=(0.15, 0.45),
+    ),
+}
+"""Named scenes (``data.scene: classic``): ``wide`` is ``SceneConfig()``; ``classic`` is the
+scene of hgtrain 0.4 and earlier, with the same shape mix and backgrounds as then."""
+
+
+def scene_preset(name: str) -> SceneConfig:
+    """A fresh copy of the preset ``name`` (a key of :data:`SCENE_PRESETS`)."""
+    if name not in SCENE_PRESETS:
+        raise ValueError(f"unknown scene preset {name!r}; choose from {sorted(SCENE_PRESETS)}")
+    return copy.deepcopy(SCENE_PRESETS[name])
+
+
+def unseen_scene(scene: SceneConfig) -> SceneConfig:
+    """The held-out test scene of a training ``scene``: the same settings, but every background
+    is :data:`HELD_OUT_BACKGROUND` and a third of the shapes are :data:`HELD_OUT_KIND` (on
+    average), two things that ``scene`` must never draw itself."""
+    held_out = [name for name in (HELD_OUT_BACKGROUND, HELD_OUT_KIND) if scene.uses(name)]
+    if held_out:
+        raise ValueError(
+            f"the scene draws {held_out}, which the unseen test set keeps out of training"
+        )
+    kinds = dict(scene.kinds)
+    kinds[HELD_OUT_KIND] = 0.5 * sum(kinds.values())
+    return dataclasses.replace(scene, kinds=kinds, backgrounds={HELD_OUT_BACKGROUND: 1.0})
 
 
 def render_scene(
     rng: np.random.Generator, height: int, width: int, config: SceneConfig, image_id: int = 0
 ) -> Sample:
     """Draw one scene from ``rng``; the returned sample's image is float32 [3, H, W] in [0, 255]."""
-    image = textured_background(
-        rng,
-        height,
-        width,
-        spread=config.background_spread,
-        detail=config.background_detail,
-        saturation=config.background_saturation,
-    )
+    family = _draw(rng, config.backgrounds, 1)[0]
+    image = render_background(rng, family, height, width, config.background_style)
     side = min(height, width)
     rules = ShapeRules(
         min_distance=config.min_distance,
         line_width=tuple(max(1.5, f * side) for f in config.line_width),
     )
-    names = list(config.kinds)
-    weights = np.array([config.kinds[n] for n in names], dtype=np.float64)
     n_objects = int(rng.integers(config.objects[0], config.objects[1] + 1))
-    kinds = rng.choice(names, size=n_objects, p=weights / weights.sum())
     placed: list[Shape] = []
-    for kind in kinds:
-        shape = _place(rng, image, str(kind), side, rules, config, placed)
+    for kind in _draw(rng, config.kinds, n_objects):
+        shape = _place(rng, image, kind, side, rules, config, placed)
         if shape is not None:
             placed.append(shape)
+    for _ in range(int(rng.integers(config.occluders[0], config.occluders[1] + 1))):
+        placed = _occlude(rng, image, side, rules, config, placed)
     return _to_sample(image, placed, image_id)
+
+
+def _draw(rng: np.random.Generator, weights: dict[str, float], count: int) -> list[str]:
+    """``count`` names drawn from ``weights`` (relative frequencies)."""
+    names = list(weights)
+    p = np.array([weights[n] for n in names], dtype=np.float64)
+    return [str(name) for name in rng.choice(names, size=count, p=p / p.sum())]
+
+
+def _occlude(
+    rng: np.random.Generator,
+    image: np.ndarray,
+    side: int,
+    rules: ShapeRules,
+    config: SceneConfig,
+    placed: list[Shape],
+) -> list[Shape]:
+    """Paint a blob or ellipse anywhere over the scene; ``placed`` without the keypoints it hides."""
+    height, width = image.shape[1:]
+    kind = OCCLUDER_KINDS[int(rng.integers(len(OCCLUDER_KINDS)))]
+    shape = SHAPES[kind](rng, rng.uniform(*config.object_size) * side, rules)
+    first = config.margin - shape.box[:2]
+    last = np.array([width, height]) - config.margin - shape.box[2:]
+    if np.any(first > last):
+        return placed
+    shape = shape.moved(rng.uniform(first, last))
+    coverage = _paint(rng, image, shape, config.min_contrast)
+    if coverage is None:
+        return placed
+    x0, y0 = box_window(shape.box, height, width)[:2]
+    rows, columns = np.nonzero(coverage >= VISIBLE_COVERAGE)
+    covered = np.stack([columns + x0 + 0.5, rows + y0 + 0.5], axis=1)
+    reach = 0.5 * config.min_distance + 0.5  # to the pixel's centre, so half a pixel more
+    kept = []
+    for other in placed:
+        gaps = np.abs(other.keypoints[:, None, :] - covered[None]).max(axis=-1)
+        visible = ~(gaps <= reach).any(axis=1)
+        kept.append(
+            dataclasses.replace(
+                other, keypoints=other.keypoints[visible], labels=other.labels[visible]
+            )
+        )
+    return kept
 
 
 def _place(
@@ -150,7 +288,7 @@ def _place(
         else:
             continue
         shape = shape.moved(offset)
-        if _paint(rng, image, shape, config.min_contrast):
+        if _paint(rng, image, shape, config.min_contrast) is not None:
             return shape
     return None
 
@@ -161,22 +299,27 @@ def _overlaps(box: list[float], boxes: list[list[float]]) -> bool:
     return any(x0 < b[2] and b[0] < x1 and y0 < b[3] and b[1] < y1 for b in boxes)
 
 
-def _paint(rng: np.random.Generator, image: np.ndarray, shape: Shape, min_contrast: float) -> bool:
-    """Composite the shape's fills over ``image`` in place; False if no contrasting colours exist."""
+def _paint(
+    rng: np.random.Generator, image: np.ndarray, shape: Shape, min_contrast: float
+) -> np.ndarray | None:
+    """Composite the shape's fills over ``image`` in place and return their total coverage of
+    the shape's window; None (nothing painted) if no contrasting colours exist."""
     window = box_window(shape.box, *image.shape[1:])
     x0, y0, x1, y1 = window
     region = image[:, y0:y1, x0:x1]
-    # The background is smooth: every other pixel shows its extremes (and is 4x cheaper).
-    red, green, blue = region[:, ::2, ::2]
+    if region.size == 0:
+        return None
+    red, green, blue = region
     luma = LUMA[0] * red + LUMA[1] * green + LUMA[2] * blue
     colours = _contrasting_colours(rng, len(shape.fills), luma.min(), luma.max(), min_contrast)
     if colours is None:
-        return False
+        return None
     coverages = [polygon_coverage(fill, window) for fill in shape.fills]
-    region *= 1.0 - sum(coverages)
+    total = sum(coverages)
+    region *= 1.0 - total
     for coverage, colour in zip(coverages, colours, strict=True):
         region += coverage * colour[:, None, None]
-    return True
+    return total
 
 
 def _contrasting_colours(

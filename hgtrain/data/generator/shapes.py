@@ -152,6 +152,33 @@ def checkerboard(rng: np.random.Generator, size: float, rules: ShapeRules) -> Sh
     return _shape("checkerboard", fills, warped, np.full(len(warped), CORNER))
 
 
+def cross(rng: np.random.Generator, size: float, rules: ShapeRules) -> Shape | None:
+    """A plus sign with arms of unequal length and width, sheared and turned away from the image
+    axes; keypoints: its 12 vertices (8 convex, 4 concave)."""
+    gap = rules.min_distance
+    size = max(size, 3.5 * gap)  # bars at least one gap wide, arms a gap beyond them
+    across, along = np.maximum(rng.uniform(0.12, 0.3, 2) * size, 0.5 * gap)  # half bar widths
+    reach = 0.5 * size - gap
+    up, down = rng.uniform(along + gap, max(along + gap, reach), 2)
+    right, left = rng.uniform(across + gap, max(across + gap, reach), 2)
+    outline = np.array(
+        [
+            (-across, -up), (across, -up), (across, -along), (right, -along),
+            (right, along), (across, along), (across, down), (-across, down),
+            (-across, along), (-left, along), (-left, -along), (-across, -along),
+        ]
+    )  # fmt: skip
+    angle = rng.uniform(0, 2 * np.pi)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    shear = np.array([[1.0, rng.uniform(-0.25, 0.25)], [0.0, rng.uniform(0.8, 1.25)]])
+    vertices = outline @ (rotation @ shear).T
+    vertices *= size / np.ptp(vertices, axis=0).max()
+    vertices -= 0.5 * (vertices.min(axis=0) + vertices.max(axis=0))
+    if not _good_corners(vertices, rules) or not _far_apart(vertices, rules.min_distance):
+        return None
+    return _shape("cross", [[vertices]], vertices, np.full(12, CORNER))
+
+
 def ellipse(rng: np.random.Generator, size: float, rules: ShapeRules) -> Shape | None:
     """A rotated ellipse of aspect <= 3: a negative, with no keypoints."""
     angle = rng.uniform(0, np.pi)
@@ -162,13 +189,54 @@ def ellipse(rng: np.random.Generator, size: float, rules: ShapeRules) -> Shape |
     return _shape("ellipse", [[points @ rotation.T]], np.zeros((0, 2)), np.zeros(0, np.int64))
 
 
+def blob(rng: np.random.Generator, size: float, rules: ShapeRules) -> Shape | None:
+    """A smooth closed curve (a circle bent by 2-4 low harmonics): clutter, no keypoints."""
+    t = np.linspace(0, 2 * np.pi, 72, endpoint=False)
+    radius = np.ones_like(t)
+    for harmonic in range(2, 5):
+        radius += rng.uniform(0.0, 0.35 / harmonic) * np.cos(harmonic * t + rng.uniform(0, 6.3))
+    points = radius[:, None] * np.stack([np.cos(t), np.sin(t)], axis=1)
+    points *= size / np.ptp(points, axis=0).max()
+    return _shape("blob", [[points]], np.zeros((0, 2)), np.zeros(0, np.int64))
+
+
+def curve(rng: np.random.Generator, size: float, rules: ShapeRules) -> Shape | None:
+    """A thick circular arc (30-180 degrees) with round caps: an edge with no corner, no keypoints."""
+    sweep = np.radians(rng.uniform(30, 180))
+    radius = 0.5 * size / max(np.sin(min(sweep, np.pi) / 2), 0.25)
+    half_width = 0.5 * rng.uniform(*rules.line_width)
+    t = rng.uniform(0, 2 * np.pi) + np.linspace(0, sweep, 24)
+    centre_line = radius * np.stack([np.cos(t), np.sin(t)], axis=1)
+    normal = centre_line / radius
+    caps = [
+        end + half_width * np.stack([np.cos(a), np.sin(a)], axis=1)
+        for end, a in (
+            (centre_line[-1], t[-1] + np.linspace(0, np.pi, 9)[1:-1]),
+            (centre_line[0], t[0] + np.pi + np.linspace(0, np.pi, 9)[1:-1]),
+        )
+    ]
+    outline = np.concatenate(
+        [
+            centre_line + half_width * normal,
+            caps[0],
+            (centre_line - half_width * normal)[::-1],
+            caps[1],
+        ]
+    )
+    outline -= 0.5 * (outline.min(axis=0) + outline.max(axis=0))
+    return _shape("curve", [[outline]], np.zeros((0, 2)), np.zeros(0, np.int64))
+
+
 SHAPES = {
     "box": box,
     "polygon": polygon,
     "star": star,
     "line": line,
     "checkerboard": checkerboard,
+    "cross": cross,
     "ellipse": ellipse,
+    "blob": blob,
+    "curve": curve,
 }
 """Shape generators by category name: ``(rng, size, rules) -> Shape | None``."""
 

@@ -143,19 +143,19 @@ def write_keypoint_set(
         for future in pending:
             future.result()
     categories = _categories(objects)
-    category_ids = {c["name"]: c["id"] for c in categories}
+    by_kind = {c["name"]: c for c in categories}
     annotations = [
         {
             "id": index,
             "image_id": image_id,
-            "category_id": category_ids[kind],
+            "category_id": by_kind[kind]["id"],
             "bbox": [x0, y0, x1 - x0, y1 - y0],
             "area": (x1 - x0) * (y1 - y0),
             "iscrowd": 0,
-            "keypoints": [c for x, y in points for c in (x, y, 2)],
+            "keypoints": _keypoint_triplets(points, names, by_kind[kind]["keypoints"]),
             "num_keypoints": len(points),
         }
-        for index, (image_id, kind, (x0, y0, x1, y1), points, _) in enumerate(objects)
+        for index, (image_id, kind, (x0, y0, x1, y1), points, names) in enumerate(objects)
     ]
     info = {
         "description": "hgtrain keypoint set",
@@ -188,9 +188,34 @@ def _objects(sample: Sample, class_names: Sequence[str]) -> list[tuple]:
     return result
 
 
+def _keypoint_triplets(
+    points: list[tuple[float, float]], names: list[str], slots: list[str]
+) -> list[float]:
+    """COCO's flat ``[x, y, v, ...]``: one visible triplet per point where the category has a
+    single name, else one per slot of its name list, ``0, 0, 0`` for a slot the object lacks."""
+    if len(slots) <= 1:
+        return [c for x, y in points for c in (x, y, 2)]
+    triplets: list[float] = []
+    given = 0
+    for slot in slots:
+        if given < len(names) and names[given] == slot:
+            triplets.extend((*points[given], 2))
+            given += 1
+        else:
+            triplets.extend((0, 0, 0))
+    return triplets
+
+
+def _is_subsequence(names: list[str], full: list[str]) -> bool:
+    remaining = iter(full)
+    return all(name in remaining for name in names)
+
+
 def _categories(objects: list[tuple]) -> list[dict[str, Any]]:
     """One category per kind: a single keypoint name (any number of points per object) when all
-    its points share one class, else the fixed list of names that every object has."""
+    its points share one class, else the fixed list of names of its fullest object, which every
+    other object's names follow in order (the ones it lacks, e.g. hidden by an occluder, are
+    written as ``v = 0``)."""
     names_by_kind: dict[str, list[list[str]]] = {}
     for _, kind, _, _, names in objects:
         names_by_kind.setdefault(kind, []).append(names)
@@ -199,8 +224,8 @@ def _categories(objects: list[tuple]) -> list[dict[str, Any]]:
         distinct = list(dict.fromkeys(n for names in lists for n in names))
         if len(distinct) <= 1:
             keypoints = distinct
-        elif all(names == lists[0] for names in lists):
-            keypoints = lists[0]
+        elif all(_is_subsequence(names, max(lists, key=len)) for names in lists):
+            keypoints = max(lists, key=len)
         else:
             raise ValueError(
                 f"objects of kind {kind!r} have differing keypoint classes {lists[:3]}...; "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning as L
 import torch
@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from hgtrain.data.generator.photometric import PhotometricNoise
-from hgtrain.data.generator.scene import SceneConfig
+from hgtrain.data.generator.scene import SCENE_PRESETS, SceneConfig, scene_preset, unseen_scene
 from hgtrain.data.loading.coco_format import DatasetFormatError, KeypointSet, read_keypoint_set
 from hgtrain.data.loading.collate import collate_keypoints
 from hgtrain.data.loading.folder import KeypointFolder
@@ -40,7 +40,7 @@ from hgtrain.hparams import make_hparams_plain
 
 __all__ = ["KeypointDataModule"]
 
-TEST_VARIANTS = ("noisy", "clean")
+TEST_VARIANTS = ("noisy", "clean", "unseen")
 NO_KEYPOINTS = "holds no keypoints (none with v > 0 inside its image)"
 WHY_KEYPOINTS = {
     "train": "training would only teach the network to find none; add annotations",
@@ -50,6 +50,16 @@ WHY_KEYPOINTS = {
     "without any belong in data.predict_dir, for predict)",
 }
 """Why each own set needs keypoints: the end of the error about one without."""
+
+
+class GeneratedSet(NamedTuple):
+    """What a generated evaluation set holds (see :func:`~hgtrain.data.loading.prepare.prepare_synthetic_set`)."""
+
+    split: str
+    size: int
+    scene: SceneConfig
+    noise: PhotometricNoise | None
+    variant: str
 
 
 class KeypointDataModule(L.LightningDataModule):
@@ -68,8 +78,10 @@ class KeypointDataModule(L.LightningDataModule):
     Args:
         root: folder for the generated sets.
         image_size: side S of the square model input in pixels (own images are letterboxed to it).
-        scene: synthetic scene content (shape mix, object counts and sizes...); default
-            ``SceneConfig()``.
+        scene: synthetic scene content (shape mix, background families, object counts and
+            sizes...): a :class:`SceneConfig` (default ``SceneConfig()``, the ``wide`` preset) or
+            the name of a preset (``classic``: the scene of hgtrain 0.4; see
+            :data:`~hgtrain.data.generator.scene.SCENE_PRESETS`).
         noise: whether the train stream and the validation set get photometric noise.
         noise_config: ranges of that noise; default ``PhotometricNoise()``.
         train_length: training samples per epoch, **global**: under DDP each of W ranks draws a
@@ -77,8 +89,10 @@ class KeypointDataModule(L.LightningDataModule):
         val_size: images in the generated validation set (a multiple of the number of devices
             avoids the padding Lightning adds to evaluation under DDP).
         test_size: images in each generated test set.
-        test_sets: generated test sets, in ``test_dataloader`` order: "noisy" and/or "clean" (the
-            same scenes with and without photometric noise; report both, as SuperPoint does).
+        test_sets: generated test sets, in ``test_dataloader`` order, any of "noisy", "clean"
+            (the same scenes with and without photometric noise; report both, as SuperPoint does)
+            and "unseen": a background family and a shape kind that training never draws
+            (:func:`~hgtrain.data.generator.scene.unseen_scene`), with the noise of "noisy".
         hflip: probability of a horizontal flip in training.
         vflip: probability of a vertical flip in training.
         scale: range of the random rescale before a random crop in training ((1, 1): none for
@@ -114,7 +128,7 @@ class KeypointDataModule(L.LightningDataModule):
         self,
         root: str = "data",
         image_size: int = 256,
-        scene: SceneConfig | None = None,
+        scene: SceneConfig | str | None = None,
         noise: bool = True,
         noise_config: PhotometricNoise | None = None,
         train_length: int = 10_000,
@@ -196,13 +210,14 @@ class KeypointDataModule(L.LightningDataModule):
         make_hparams_plain(self)
         self.root = Path(root)
         self.image_size = image_size
-        self.scene = scene if scene is not None else SceneConfig()
+        self.test_sets = tuple(test_sets)
+        self.scene = self._scene(scene)
+        self.unseen_scene = self._unseen_scene() if "unseen" in self.test_sets else None
         self.noise_config = noise_config if noise_config is not None else PhotometricNoise()
         self.noise = noise
         self.train_length = train_length
         self.val_size = val_size
         self.test_size = test_size
-        self.test_sets = tuple(test_sets)
         self.train_pipeline = self._train_pipeline(
             hflip,
             vflip,
@@ -226,6 +241,34 @@ class KeypointDataModule(L.LightningDataModule):
         self.datasets: dict[str, Dataset] = {}
         self._read_sets: dict[str, KeypointSet] = {}
         self.resume_position: dict[str, int] | None = None
+
+    @staticmethod
+    def _scene(scene: SceneConfig | str | None) -> SceneConfig:
+        """The scene of ``data.scene``: given, a preset by name, or the default (``wide``)."""
+        if scene is None:
+            return SceneConfig()
+        if isinstance(scene, str):
+            check(
+                scene in SCENE_PRESETS,
+                "data",
+                "scene",
+                scene,
+                f"must be a scene preset ({', '.join(sorted(SCENE_PRESETS))}) or scene settings",
+            )
+            return scene_preset(scene)
+        return scene
+
+    def _unseen_scene(self) -> SceneConfig:
+        """The unseen test scene of :attr:`scene` (a ConfigError if the scene draws its content)."""
+        try:
+            return unseen_scene(self.scene)
+        except ValueError as error:
+            raise ConfigError(
+                "data",
+                "scene",
+                "(its settings)",
+                f"{error}: take them out of data.scene, or 'unseen' out of data.test_sets",
+            ) from None
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -321,22 +364,28 @@ class KeypointDataModule(L.LightningDataModule):
             steps.append(VerticalFlip(vflip))
         return v2.Compose(steps) if steps else v2.Identity()
 
-    def _generated(self, split: str, size: int, noisy: bool) -> tuple[Path, dict]:
-        noise = self.noise_config if noisy else None
-        return synthetic_set_path(
-            self.root, split, size, self.image_size, self.seed, self.scene, noise
-        )
+    def generated_set(self, name: str) -> GeneratedSet:
+        """What the generated set ``name`` ("val" or a ``test_<variant>`` of :attr:`test_sets`)
+        holds."""
+        if name == "val":
+            return GeneratedSet(
+                "val", self.val_size, self.scene, self.noise_config if self.noise else None, ""
+            )
+        variant = name.removeprefix("test_")
+        scene = self.unseen_scene if variant == "unseen" else self.scene
+        noise = self.noise_config if variant != "clean" else None
+        return GeneratedSet("test", self.test_size, scene, noise, variant)
 
-    def _wanted_sets(self, stage: str | None) -> list[tuple[str, int, bool]]:
-        """(split, size, noisy) of every generated set that ``stage`` uses (all for ``None``)."""
+    def _wanted_sets(self, stage: str | None) -> list[str]:
+        """Names of the generated sets that ``stage`` uses (all for ``None``)."""
         wanted = []
         if self.val_dir is None and stage in (None, "fit", "validate"):
-            wanted.append(("val", self.val_size, self.noise))
+            wanted.append("val")
         if self.test_dir is None and (
             stage in (None, "test") or (stage == "predict" and self.predict_dir is None)
         ):
             variants = self.test_sets[:1] if stage == "predict" else self.test_sets
-            wanted.extend(("test", self.test_size, t == "noisy") for t in variants)
+            wanted.extend(f"test_{variant}" for variant in variants)
         return wanted
 
     def prepare_data(self) -> None:
@@ -345,17 +394,19 @@ class KeypointDataModule(L.LightningDataModule):
         the first test set; all without a trainer) under ``root``, unless identical ones exist."""
         trainer = self.trainer
         stage = trainer.state.fn.value if trainer is not None and trainer.state.fn else None
-        for split, size, noisy in self._wanted_sets(stage):
+        for name in self._wanted_sets(stage):
+            spec = self.generated_set(name)
             prepare_synthetic_set(
                 self.root,
-                split,
-                size,
+                spec.split,
+                spec.size,
                 self.image_size,
                 self.seed,
-                self.scene,
-                self.noise_config if noisy else None,
+                spec.scene,
+                spec.noise,
                 self.num_workers,
                 progress=True,
+                variant=spec.variant or None,
             )
 
     def setup(self, stage: str | None = None) -> None:
@@ -374,12 +425,12 @@ class KeypointDataModule(L.LightningDataModule):
                     self.test_dir, evaluation, keypoint_set=own["test"]
                 )
             for variant in self.test_sets if self.test_dir is None else ():
-                folder = self._ready("test", variant == "noisy")
+                folder = self._ready(f"test_{variant}")
                 self.datasets[f"test_{variant}"] = KeypointFolder(folder, evaluation)
         if stage in (None, "predict"):
             folder = self.predict_dir or self.test_dir
             if folder is None:
-                folder = self._ready("test", self.test_sets[0] == "noisy")
+                folder = self._ready(f"test_{self.test_sets[0]}")
             self.datasets["predict"] = ImageFolder(folder, self.image_size)
 
     def make_train_dataset(self) -> Dataset:
@@ -401,10 +452,18 @@ class KeypointDataModule(L.LightningDataModule):
             self.ignore,
         )
 
-    def _ready(self, split: str, noisy: bool | None = None) -> Path:
-        noisy = self.noise if noisy is None else noisy
-        size = self.val_size if split == "val" else self.test_size
-        path, settings = self._generated(split, size, noisy)
+    def _ready(self, name: str) -> Path:
+        spec = self.generated_set(name)
+        path, settings = synthetic_set_path(
+            self.root,
+            spec.split,
+            spec.size,
+            self.image_size,
+            self.seed,
+            spec.scene,
+            spec.noise,
+            spec.variant or None,
+        )
         problem = find_problem(path, settings)
         if problem is not None:
             raise RuntimeError(f"{path} {problem}: call prepare_data() before setup()")

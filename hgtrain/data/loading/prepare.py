@@ -29,7 +29,7 @@ from hgtrain.data.sample import CLASS_NAMES, Sample
 
 __all__ = ["GENERATOR_VERSION", "prepare_synthetic_set", "synthetic_set_path"]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Part of the stored settings: bump it whenever the renderer's output changes, so that sets
 written by an older renderer are regenerated instead of reused."""
 
@@ -61,11 +61,13 @@ def synthetic_set_path(
     seed: int,
     scene: SceneConfig,
     noise: PhotometricNoise | None,
+    variant: str | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """Folder ``root/synthetic/<split>-<clean|noisy>-<px>-<n>-<hash>`` and the settings it holds."""
+    """Folder ``root/synthetic/<split>-<variant>-<px>-<n>-<hash>`` and the settings it holds
+    (``variant`` names the set in the folder and messages; default ``noisy`` or ``clean``)."""
     settings = _settings(split, size, image_size, seed, scene, noise)
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
-    variant = "noisy" if noise is not None else "clean"
+    variant = variant or ("noisy" if noise is not None else "clean")
     name = f"{split}-{variant}-{image_size}px-{size}-{digest}"
     return Path(root) / "synthetic" / name, settings
 
@@ -80,6 +82,7 @@ def prepare_synthetic_set(
     noise: PhotometricNoise | None = None,
     num_workers: int = 0,
     progress: bool = False,
+    variant: str | None = None,
 ) -> Path:
     """Write the set (``size`` images of ``split``) unless an intact identical one exists; return
     its folder.
@@ -88,11 +91,11 @@ def prepare_synthetic_set(
     An existing set that fails verification is written again, saying so on stderr:
     ``hgtrain: <folder> is damaged (images/000003.png is missing); writing it again``. With
     ``progress``, one line says where the set goes (or which set is reused) and a progress bar
-    counts the images written.
+    counts the images written. ``variant`` names the set (see :func:`synthetic_set_path`).
     """
     scene = scene if scene is not None else SceneConfig()
-    path, settings = synthetic_set_path(root, split, size, image_size, seed, scene, noise)
-    variant = "noisy" if noise is not None else "clean"
+    path, settings = synthetic_set_path(root, split, size, image_size, seed, scene, noise, variant)
+    variant = variant or ("noisy" if noise is not None else "clean")
     remove_stale(path.parent)
     problem = find_problem(path, settings)
     if problem is None:
