@@ -12,6 +12,7 @@ whatever the command line or a config file says overrides them, field by field.
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
 from importlib import resources
 from pathlib import Path
@@ -332,9 +333,24 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> HgtrainCLI:
     try:
         return run_cli(args, run)
     except SIGTERMException:
+        end_child_processes()
         raise SystemExit(SIGTERM_EXIT_STATUS) from None
     except (DivergenceError, DatasetFormatError, ConfigError) as error:
         raise SystemExit(f"hgtrain: {error}") from None
+
+
+def end_child_processes() -> None:
+    """SIGKILL this process's multiprocessing children (DataLoader workers) before a SIGTERM exit.
+
+    The workers ignore SIGTERM (:mod:`hgtrain.data.loading.workers`). A loader that Lightning
+    shuts down tells its workers to stop, but one that the SIGTERM interrupted (validation with
+    persistent workers) leaves them running, and at exit multiprocessing "terminates" its
+    daemonic children with SIGTERM and then waits for them: for ever. The run is over and its
+    checkpoint saved, so nothing they hold is needed.
+    """
+    for child in multiprocessing.active_children():
+        child.kill()
+        child.join()
 
 
 def run_cli(args: list[str] | None, run: bool) -> HgtrainCLI:

@@ -217,6 +217,29 @@ def test_a_sigterm_to_every_process_of_the_job_still_saves_a_checkpoint(tmp_path
     assert torch.load(last, weights_only=True)["global_step"] >= 4
 
 
+def test_a_sigterm_during_validation_with_persistent_workers_still_exits(tmp_path):
+    """A SIGTERM that interrupts validation leaves the loader's workers running (they ignore
+    SIGTERM); the run still exits with 143 at once instead of waiting for them for ever."""
+    config = tiny_config(tmp_path, max_epochs=1000)
+    command = [sys.executable, "-m", "hgtrain.cli", "fit", "--config", str(config)]
+    command += ["--data.num_workers", "2", "--data.persistent_workers", "true"]
+    command += ["--data.val_size", "400"]  # validation: seconds; an epoch's 4 steps: a fraction
+    log = tmp_path / "stderr.log"
+    with log.open("w") as stderr:
+        job = subprocess.Popen(command, cwd=tmp_path, start_new_session=True, stderr=stderr)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.rglob("best-*.ckpt")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.0)  # the second epoch has trained and is validating
+        os.killpg(job.pid, signal.SIGTERM)
+        assert job.wait(timeout=60) == 143
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(job.pid, signal.SIGKILL)
+    assert "stopped by SIGTERM during validation" in log.read_text()
+
+
 def test_a_set_up_check_writes_no_checkpoint_even_with_step_checkpoints(tmp_path):
     fit_in(tmp_path, "--trainer.fast_dev_run", "true", "--resumable.every_n_train_steps", "1")
     assert not list(tmp_path.rglob("*.ckpt"))
