@@ -357,6 +357,7 @@ def test_test_with_a_checkpoint_keeps_its_data_config_and_changes_only_what_is_g
     assert [name.split("-")[:3] for name in written] == [
         ["test", "clean", "64px"],
         ["test", "noisy", "64px"],
+        ["test", "unseen", "64px"],
     ]
     assert "test_noisy/map" in cli.trainer.callback_metrics
 

@@ -13,7 +13,11 @@ tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-DISTRIBUTION = {"PIL": "pillow", "yaml": "pyyaml"}  # import name -> distribution name
+DISTRIBUTION = {
+    "PIL": "pillow",
+    "yaml": "pyyaml",
+    "skimage": "scikit-image",
+}  # import name -> distribution name
 
 
 def imported_packages(folder: Path) -> set[str]:
@@ -29,9 +33,11 @@ def imported_packages(folder: Path) -> set[str]:
 
 
 def test_every_package_hgtrain_imports_is_declared():
-    """In the dependencies, or in the ``deploy`` extra (imported only by the ONNX export)."""
+    """In the dependencies, or in an extra: ``deploy`` (imported only by the ONNX export) or
+    ``photos`` (only by the photo background family)."""
     project = PYPROJECT["project"]
-    requirements = project["dependencies"] + project["optional-dependencies"]["deploy"]
+    extras = project["optional-dependencies"]
+    requirements = project["dependencies"] + extras["deploy"] + extras["photos"]
     declared = {re.split(r"[\[<>=!~ ]", d)[0].lower() for d in requirements}
     third_party = imported_packages(ROOT / "hgtrain") - set(sys.stdlib_module_names) - {"hgtrain"}
     missing = {DISTRIBUTION.get(name, name).lower() for name in third_party} - declared

@@ -185,6 +185,14 @@ def own_data_preview(command: str) -> None:
         assert picture.width > 6 * 256  # 3 samples x 2 tiles, 128 px enlarged to 256 for display
 
 
+def previews_families(command: str) -> None:
+    """One preview per background family, as written (the loop runs the installed command)."""
+    shell(command)
+    for family in ("smooth", "noise", "stripes", "marble", "photo"):
+        with Image.open(f"docs/images/background_{family}.png") as picture:
+            assert picture.height > 2 * 256  # two samples, one per row, enlarged for display
+
+
 def data_benchmark(command: str) -> None:
     """The data benchmark at one small size, one short run."""
     hgtrain(*args_of(command), "--sizes", "64", "--seconds", "0.2", "--runs", "1")
@@ -249,7 +257,8 @@ def evaluates_other_scenes(command: str) -> None:
     as_written(command)
     written = sets() - before
     assert written and all(
-        name.startswith(("test-noisy-64px-8", "test-clean-64px-8")) for name in written
+        name.startswith(("test-noisy-64px-8", "test-clean-64px-8", "test-unseen-64px-8"))
+        for name in written
     )
 
 
@@ -372,6 +381,7 @@ RUNNERS: dict[str, Callable[[str], None]] = {
     "hgtrain fit --config quickstart.yaml --data.train_dir my_data/train --data.val_dir my_data/val --data.test_dir my_data/test": own_data,
     "hgtrain data-preview --data_dir my_data/train --image_size 128 --stride 4 --sigma 1 --augmented true --output my_data_preview.png": own_data_preview,
     "hgtrain data-preview --seed 2 --output docs/images/data_preview.png": data_preview,
+    "for family in smooth noise stripes marble photo; do hgtrain data-preview --background $family --clean true --count 2 --columns 1 --output docs/images/background_$family.png; done": previews_families,
     "hgtrain data-benchmark": data_benchmark,
     "hgtrain fit --config squeeze.yaml": on_gpus,
     "hgtrain fit --config squeeze.yaml --trainer.devices 8 --data.batch_size 7": on_gpus,

@@ -6,7 +6,13 @@
 """
 
 from hgtrain.data.generator.photometric import PhotometricNoise, apply_photometric_noise
-from hgtrain.data.generator.scene import SceneConfig, render_scene
+from hgtrain.data.generator.scene import (
+    SCENE_PRESETS,
+    SceneConfig,
+    render_scene,
+    scene_preset,
+    unseen_scene,
+)
 from hgtrain.data.loading.coco_format import (
     DatasetFormatError,
     KeypointSet,
@@ -31,6 +37,7 @@ from hgtrain.data.sample import CLASS_NAMES, Sample
 
 __all__ = [
     "CLASS_NAMES",
+    "SCENE_PRESETS",
     "DatasetFormatError",
     "EpochSampler",
     "HorizontalFlip",
@@ -51,5 +58,7 @@ __all__ = [
     "prepare_synthetic_set",
     "read_keypoint_set",
     "render_scene",
+    "scene_preset",
+    "unseen_scene",
     "write_keypoint_set",
 ]

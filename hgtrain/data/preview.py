@@ -9,7 +9,9 @@ penalise). Images under 256 px are enlarged (nearest) for display only. A legend
 and the heatmap resolution.
 
 Data: without ``--data_dir``, the synthetic training stream (``--clean true``: without photometric
-noise). With ``--data_dir FOLDER``, a COCO-keypoints folder (:mod:`hgtrain.data.loading.coco_format`; class
+noise) of the scene preset ``--scene`` (``wide``, ``classic``, or ``unseen``: the held-out test
+scene), optionally with every image on the background family ``--background`` (``smooth``,
+``noise``, ``stripes``, ``marble``, ``photo``). With ``--data_dir FOLDER``, a COCO-keypoints folder (:mod:`hgtrain.data.loading.coco_format`; class
 names from the folder, as in the DataModule), letterboxed to ``--image_size`` as evaluation does, or
 with ``--augmented true`` through the DataModule's training pipeline for ``train_dir``: the options
 ``--hflip``, ``--vflip``, ``--scale``, ``--crop_scales``, ``--crop_border``,
@@ -31,6 +33,7 @@ options from YAML).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 from collections.abc import Sequence
@@ -45,6 +48,8 @@ from torch.utils.data import Dataset
 from torchvision.utils import draw_keypoints, make_grid
 
 from hgtrain.arguments import ToolParser
+from hgtrain.data.generator.backgrounds import BACKGROUNDS
+from hgtrain.data.generator.scene import SCENE_PRESETS, SceneConfig, scene_preset, unseen_scene
 from hgtrain.data.loading.coco_format import DatasetFormatError
 from hgtrain.data.loading.datamodule import KeypointDataModule
 from hgtrain.data.loading.folder import KeypointFolder
@@ -267,6 +272,18 @@ def _parser() -> ToolParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--clean", type=bool, default=False, help="true: without photometric noise")
     parser.add_argument(
+        "--scene",
+        type=str,
+        default="wide",
+        help=f"synthetic scene: a preset ({', '.join(SCENE_PRESETS)}) or unseen (the held-out test scene)",
+    )
+    parser.add_argument(
+        "--background",
+        type=str | None,
+        default=None,
+        help=f"draw every synthetic image on this family ({', '.join(BACKGROUNDS)})",
+    )
+    parser.add_argument(
         "--backbone",
         type=str,
         default="cornernet",
@@ -357,12 +374,14 @@ def _dataset(parser: ToolParser, options: Namespace) -> Dataset:
     folder = options.data_dir
     if folder is None and options.augmented:
         parser.error("--augmented: needs --data_dir (the synthetic stream is always augmented)")
-    if folder is not None and options.clean:
-        parser.error("--clean: applies to the synthetic data only")
+    if folder is not None and (options.clean or options.background or options.scene != "wide"):
+        parser.error("--clean, --scene and --background apply to the synthetic data only")
     if folder is not None and not Path(folder).is_dir():
         parser.error(f"--data_dir={folder}: no such folder")
     module = KeypointDataModule(  # also checks the augmentation options
         image_size=options.image_size,
+        scene=_scene(parser, options),
+        test_sets=["noisy"],
         noise=not options.clean,
         seed=options.seed,
         num_workers=0,
@@ -372,6 +391,23 @@ def _dataset(parser: ToolParser, options: Namespace) -> Dataset:
     if folder is None or options.augmented:
         return module.make_train_dataset()
     return KeypointFolder(folder, ResizePad(options.image_size))
+
+
+def _scene(parser: ToolParser, options: Namespace) -> SceneConfig:
+    """The scene of ``--scene`` and ``--background``."""
+    if options.scene != "unseen" and options.scene not in SCENE_PRESETS:
+        parser.error(f"--scene={options.scene}: must be one of {[*SCENE_PRESETS, 'unseen']}")
+    if options.background is not None and options.background not in BACKGROUNDS:
+        parser.error(f"--background={options.background}: must be one of {list(BACKGROUNDS)}")
+    scene = (
+        unseen_scene(SceneConfig()) if options.scene == "unseen" else scene_preset(options.scene)
+    )
+    if options.background is not None:
+        try:
+            scene = dataclasses.replace(scene, backgrounds={options.background: 1.0})
+        except ValueError as error:  # the photo family without scikit-image
+            parser.error(f"--background={options.background}: {error}")
+    return scene
 
 
 if __name__ == "__main__":

@@ -122,7 +122,15 @@ def test_augmented_preview_uses_the_training_pipeline_with_its_ignore_regions(fo
             "--augmented true",
             "--augmented: needs --data_dir (the synthetic stream is always augmented)",
         ),
-        ("--data_dir {folder} --clean true", "--clean: applies to the synthetic data only"),
+        (
+            "--data_dir {folder} --clean true",
+            "--clean, --scene and --background apply to the synthetic data only",
+        ),
+        ("--scene fancy", "--scene=fancy: must be one of ['wide', 'classic', 'unseen']"),
+        (
+            "--background wood",
+            "--background=wood: must be one of ['smooth', 'noise', 'stripes', 'marble', 'photo']",
+        ),
         ("--sigma 0", "--sigma=0.0: must be > 0 (heatmap cells)"),
     ],
 )

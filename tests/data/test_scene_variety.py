@@ -4,7 +4,9 @@ import dataclasses
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from hgtrain.data import preview
 from hgtrain.data.generator import backgrounds, photos, scene
 from hgtrain.data.generator.backgrounds import BACKGROUNDS, LUMA, BackgroundStyle
 from hgtrain.data.generator.scene import (
@@ -181,3 +183,13 @@ def test_the_photo_family_draws_bundled_photographs():
         assert np.ptp(luma(image)) == pytest.approx(40.0, abs=1.0)
     assert len(photos.photo_library()) == len(photos.PHOTOS)
     assert len({float(image.mean()) for image in images}) == len(images)
+
+
+@pytest.mark.parametrize(
+    "args", [["--background", "stripes"], ["--scene", "unseen"], ["--scene", "classic"]]
+)
+def test_data_preview_shows_a_family_or_a_preset(tmp_path, args):
+    path = preview.main(
+        [*args, "--count", "2", "--image_size", "64", "--output", str(tmp_path / "p.png")]
+    )
+    assert Image.open(path).size[0] > 2 * 64

@@ -6,6 +6,10 @@ synthetic-shapes rules, adapted): keypoints of one shape at least ``min_distance
 neither too sharp nor too flat, and no corner whose two edges are both close to the image axes,
 which would look like the corner of an axis-aligned box (those carry the ``top_left`` /
 ``bottom_right`` classes). The caller draws again.
+
+The keypoint shapes are ``box``, ``polygon``, ``star``, ``line``, ``checkerboard`` and ``cross``
+(the kind that only the unseen test set draws); ``ellipse``, ``blob`` and ``curve`` are clutter
+with edges but no corners, and so no keypoints.
 """
 
 from __future__ import annotations
