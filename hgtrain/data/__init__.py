@@ -1,8 +1,9 @@
 """Keypoint data: the scene generator (:mod:`hgtrain.data.generator`) and the loading side
 (:mod:`hgtrain.data.loading`: on-disk format, datasets, transforms, the DataModule).
 
-:class:`~hgtrain.data.sample.Sample` is what the two share. The command-line tools live in :mod:`hgtrain.data.benchmark` and :mod:`hgtrain.data.preview`
-(not imported here, so that ``python -m`` runs them cleanly).
+:class:`~hgtrain.data.sample.Sample` is what the two share. The command-line tools live in
+:mod:`hgtrain.data.benchmark` and :mod:`hgtrain.data.preview` (not imported here, so that
+``python -m`` runs them cleanly).
 """
 
 from hgtrain.data.generator.photometric import PhotometricNoise, apply_photometric_noise

@@ -11,10 +11,11 @@ and the heatmap resolution.
 Data: without ``--data_dir``, the synthetic training stream (``--clean true``: without photometric
 noise) of the scene preset ``--scene`` (``wide``, ``classic``, or ``unseen``: the held-out test
 scene), optionally with every image on the background family ``--background`` (``smooth``,
-``noise``, ``stripes``, ``marble``, ``photo``). With ``--data_dir FOLDER``, a COCO-keypoints folder (:mod:`hgtrain.data.loading.coco_format`; class
-names from the folder, as in the DataModule), letterboxed to ``--image_size`` as evaluation does, or
-with ``--augmented true`` through the DataModule's training pipeline for ``train_dir``: the options
-``--hflip``, ``--vflip``, ``--scale``, ``--crop_scales``, ``--crop_border``,
+``noise``, ``stripes``, ``marble``, ``photo``). With ``--data_dir FOLDER``, a COCO-keypoints
+folder (:mod:`hgtrain.data.loading.coco_format`; class names from the folder, as in the
+DataModule), letterboxed to ``--image_size`` as evaluation does, or with ``--augmented true``
+through the DataModule's training pipeline for ``train_dir``: the options ``--hflip``,
+``--vflip``, ``--scale``, ``--crop_scales``, ``--crop_border``,
 ``--crop_around_objects``, ``--min_object_size`` and ``--min_visible`` are the DataModule's (same
 names and defaults; copy your ``data:`` values), ``--seed`` draws the augmentation. ``--first N``
 starts at sample ``N`` (page through a folder with ``--first 0``, ``6``, ``12``...); each folder
@@ -275,7 +276,7 @@ def _parser() -> ToolParser:
         "--scene",
         type=str,
         default="wide",
-        help=f"synthetic scene: a preset ({', '.join(SCENE_PRESETS)}) or unseen (the held-out test scene)",
+        help=f"synthetic scene: a preset ({', '.join(SCENE_PRESETS)}) or unseen (held-out test)",
     )
     parser.add_argument(
         "--background",

@@ -233,7 +233,8 @@ def _occlude(
     config: SceneConfig,
     placed: list[Shape],
 ) -> list[Shape]:
-    """Paint a blob or ellipse anywhere over the scene; ``placed`` without the keypoints it hides."""
+    """Paint a blob or ellipse anywhere over the scene; return ``placed`` without the keypoints
+    it hides."""
     height, width = image.shape[1:]
     kind = OCCLUDER_KINDS[int(rng.integers(len(OCCLUDER_KINDS)))]
     shape = SHAPES[kind](rng, rng.uniform(*config.object_size) * side, rules)

@@ -205,7 +205,8 @@ def blob(rng: np.random.Generator, size: float, rules: ShapeRules) -> Shape | No
 
 
 def curve(rng: np.random.Generator, size: float, rules: ShapeRules) -> Shape | None:
-    """A thick circular arc (30-180 degrees) with round caps: an edge with no corner, no keypoints."""
+    """A thick circular arc (30-180 degrees) with round caps: an edge without corners, so
+    without keypoints."""
     sweep = np.radians(rng.uniform(30, 180))
     radius = 0.5 * size / max(np.sin(min(sweep, np.pi) / 2), 0.25)
     half_width = 0.5 * rng.uniform(*rules.line_width)

@@ -53,7 +53,8 @@ WHY_KEYPOINTS = {
 
 
 class GeneratedSet(NamedTuple):
-    """What a generated evaluation set holds (see :func:`~hgtrain.data.loading.prepare.prepare_synthetic_set`)."""
+    """What a generated evaluation set holds (see
+    :func:`~hgtrain.data.loading.prepare.prepare_synthetic_set`)."""
 
     split: str
     size: int
@@ -73,7 +74,8 @@ class KeypointDataModule(L.LightningDataModule):
     the model) or at :meth:`setup`, and must hold keypoints (see :meth:`own_sets`).
 
     Batches are ``(images uint8 [B, 3, S, S], list of target dicts)``
-    (:func:`hgtrain.data.loading.collate.collate_keypoints`); targets are encoded by the model on its device.
+    (:func:`hgtrain.data.loading.collate.collate_keypoints`); targets are encoded by the model on
+    its device.
 
     Args:
         root: folder for the generated sets.
@@ -120,8 +122,9 @@ class KeypointDataModule(L.LightningDataModule):
         val_dir: own validation set instead of the generated one.
         test_dir: own test set instead of the generated ones (one test loader).
         predict_dir: a folder of images to predict on (any size, letterboxed to ``image_size``;
-            sub-folders included; see :mod:`hgtrain.data.loading.images`); without it, ``predict`` runs
-            on the images of the test set (``test_dir``, else the first generated one).
+            sub-folders included; see :mod:`hgtrain.data.loading.images`); without it,
+            ``predict`` runs on the images of the test set (``test_dir``, else the first
+            generated one).
     """
 
     def __init__(

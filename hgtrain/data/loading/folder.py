@@ -16,7 +16,8 @@ __all__ = ["KeypointFolder"]
 
 
 class KeypointFolder(Dataset):
-    """Images and keypoints of a COCO-keypoints-style folder (see :mod:`hgtrain.data.loading.coco_format`).
+    """Images and keypoints of a COCO-keypoints-style folder (see
+    :mod:`hgtrain.data.loading.coco_format`).
 
     The whole annotation file is validated when the dataset is built, so a malformed set fails
     at once with the file and the problem named; keypoints outside their image are reported and

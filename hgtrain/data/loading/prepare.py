@@ -1,7 +1,8 @@
 """Generate the fixed synthetic val / test sets on disk, once per generator setting.
 
-A set is reused only after it has been verified against its manifest (:mod:`hgtrain.data.loading.storage`);
-a damaged one is written again, with a line that names the folder and the first problem found.
+A set is reused only after it has been verified against its manifest
+(:mod:`hgtrain.data.loading.storage`); a damaged one is written again, with a line that names the
+folder and the first problem found.
 Its images are rendered by DataLoader workers that end with the process that writes the set
 (:func:`hgtrain.data.loading.workers.exit_with_parent`).
 """

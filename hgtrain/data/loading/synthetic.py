@@ -6,9 +6,9 @@ processes, and across runs. Three streams keep the parts independent: the scene,
 noise and the augmentation; the clean and noisy versions of a sample therefore show the same scene.
 
 Index ``epoch * length + i`` is sample ``i`` of epoch ``epoch``: the train sampler
-(:class:`hgtrain.data.loading.sampler.EpochSampler`) walks a new epoch's indices each epoch, so training
-sees new images every epoch (the set is effectively unlimited), while the fixed val / test sets use
-epoch 0 only.
+(:class:`hgtrain.data.loading.sampler.EpochSampler`) walks a new epoch's indices each epoch, so
+training sees new images every epoch (the set is effectively unlimited), while the fixed val / test
+sets use epoch 0 only.
 """
 
 from __future__ import annotations
