@@ -34,7 +34,7 @@ from hgtrain.checkpointing import AtomicCheckpointIO, ResumableCheckpoints
 from hgtrain.data.loading.coco_format import DatasetFormatError
 from hgtrain.data.loading.datamodule import KeypointDataModule
 from hgtrain.divergence import DivergenceError, DivergenceGuard
-from hgtrain.errors import ConfigError
+from hgtrain.errors import ConfigError, find_settings_error
 from hgtrain.module import HourglassKeypointModule
 from hgtrain.prediction_writer import PredictionWriter
 from hgtrain.pretrained import read_checkpoint
@@ -42,6 +42,8 @@ from hgtrain.pretrained import read_checkpoint
 MONITOR = "val/map"
 LIGHTNING_CKPT_PATHS = ("last", "best", "hpc", "registry")
 """``--ckpt_path`` values that Lightning resolves itself rather than naming a file."""
+SETTINGS_ARGUMENTS = {"SceneConfig": "data.scene", "PhotometricNoise": "data.noise_config"}
+"""The argument that holds each settings dataclass, to name it in an error."""
 SIGTERM_EXIT_STATUS = 143
 """128 + SIGTERM: the exit status of a job stopped by SIGTERM, which schedulers read as such."""
 LINKED = {
@@ -283,6 +285,13 @@ class HgtrainCLI(LightningCLI):
         except ConfigError as error:
             source = {target: source for source, target in LINKED.items()}.get(error.key)
             self.parser.error(f"{error} (set from {source})" if source else str(error))
+        except ValueError as error:  # jsonargparse wraps what a settings dataclass raises
+            refusal = find_settings_error(error)
+            if refusal is None:
+                raise
+            self.parser.error(
+                f"{SETTINGS_ARGUMENTS.get(refusal.settings, refusal.settings)}: {refusal}"
+            )
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer, with its run folder claimed and atomic checkpoint writes; without a

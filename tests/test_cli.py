@@ -239,6 +239,12 @@ def test_only_the_model_sets_the_optimizer():
         ("--model.top_k", "0", "model.top_k=0: must be >= 1"),
         ("--model.backbone", "hourglass99", "model.backbone='hourglass99': "),
         ("--data.image_size", "100", "model.input_size=100: Input height 100 does not fit"),
+        ("--data.scene.backgrounds", '{"wood": 1}', "data.scene: unknown backgrounds ['wood']; "),
+        (
+            "--data.noise_config.gamma",
+            "[2, 1]",
+            "data.noise_config: gamma must be a range (low, high) with low <= high",
+        ),
     ],
 )
 def test_a_bad_argument_is_named_with_its_value(tmp_path, capsys, option, value, message):

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 
+from hgtrain.errors import SettingsError
+
 __all__ = ["PhotometricNoise", "apply_photometric_noise"]
 
 DARKEST_MEAN, BRIGHTEST_MEAN = 64.0, 192.0
@@ -59,24 +61,37 @@ class PhotometricNoise:
 
     def __post_init__(self) -> None:
         if not 0 <= self.probability <= 1:
-            raise ValueError(f"probability must be in [0, 1], got {self.probability}")
+            raise SettingsError(
+                "PhotometricNoise", f"probability must be in [0, 1], got {self.probability}"
+            )
         if self.motion_blur < 1 or self.motion_blur % 2 == 0:
-            raise ValueError(
-                f"motion_blur must be an odd kernel length >= 1, got {self.motion_blur}"
+            raise SettingsError(
+                "PhotometricNoise",
+                f"motion_blur must be an odd kernel length >= 1, got {self.motion_blur}",
             )
         if not 0 <= self.speckle < 0.5:
-            raise ValueError(f"speckle is a fraction of pixels in [0, 0.5), got {self.speckle}")
+            raise SettingsError(
+                "PhotometricNoise",
+                f"speckle is a fraction of pixels in [0, 0.5), got {self.speckle}",
+            )
         for name in ("contrast", "gaussian_std", "shade", "gamma"):
             low, high = getattr(self, name)
             if low > high:
-                raise ValueError(f"{name} must be a range (low, high) with low <= high")
+                raise SettingsError(
+                    "PhotometricNoise", f"{name} must be a range (low, high) with low <= high"
+                )
             setattr(self, name, tuple(getattr(self, name)))
         if self.gamma[0] <= 0:
-            raise ValueError(f"gamma must be > 0, got {self.gamma}")
+            raise SettingsError("PhotometricNoise", f"gamma must be > 0, got {self.gamma}")
         if not 0 <= self.colour < 1:
-            raise ValueError(f"colour is a relative gain change in [0, 1), got {self.colour}")
+            raise SettingsError(
+                "PhotometricNoise", f"colour is a relative gain change in [0, 1), got {self.colour}"
+            )
         if self.defocus < 0:
-            raise ValueError(f"defocus is a blur standard deviation (px) >= 0, got {self.defocus}")
+            raise SettingsError(
+                "PhotometricNoise",
+                f"defocus is a blur standard deviation (px) >= 0, got {self.defocus}",
+            )
 
     @classmethod
     def superpoint(cls) -> PhotometricNoise:

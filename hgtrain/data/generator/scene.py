@@ -27,6 +27,7 @@ from hgtrain.data.generator.photos import MISSING, photos_available
 from hgtrain.data.generator.raster import box_window, polygon_coverage
 from hgtrain.data.generator.shapes import SHAPES, Shape, ShapeRules
 from hgtrain.data.sample import Sample
+from hgtrain.errors import SettingsError
 
 __all__ = [
     "HELD_OUT_BACKGROUND",
@@ -122,21 +123,31 @@ class SceneConfig:
             weights = getattr(self, name)
             unknown = sorted(set(weights) - set(known))
             if unknown:
-                raise ValueError(f"unknown {name} {unknown}; choose from {sorted(known)}")
+                raise SettingsError(
+                    "SceneConfig", f"unknown {name} {unknown}; choose from {sorted(known)}"
+                )
             if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
-                raise ValueError(f"{name} weights must be >= 0 with a positive sum, got {weights}")
+                raise SettingsError(
+                    "SceneConfig", f"{name} weights must be >= 0 with a positive sum, got {weights}"
+                )
         if self.backgrounds.get("photo", 0) > 0 and not photos_available():
-            raise ValueError(MISSING)
+            raise SettingsError("SceneConfig", MISSING)
         for name in ("objects", "occluders", "object_size", "line_width", "texture_contrast"):
             low, high = getattr(self, name)
             if not 0 <= low <= high:
-                raise ValueError(f"{name} must be a range (low, high) with 0 <= low <= high")
+                raise SettingsError(
+                    "SceneConfig", f"{name} must be a range (low, high) with 0 <= low <= high"
+                )
             setattr(self, name, tuple(getattr(self, name)))
         if self.object_size[1] > 1:
-            raise ValueError(f"object_size is a fraction of the image side, got {self.object_size}")
+            raise SettingsError(
+                "SceneConfig",
+                f"object_size is a fraction of the image side, got {self.object_size}",
+            )
         if self.texture_contrast[1] > 255:
-            raise ValueError(
-                f"texture_contrast is in grey levels (<= 255), got {self.texture_contrast}"
+            raise SettingsError(
+                "SceneConfig",
+                f"texture_contrast is in grey levels (<= 255), got {self.texture_contrast}",
             )
 
     @property
