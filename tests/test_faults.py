@@ -197,22 +197,34 @@ def test_bad_backbone_weights_are_one_line_naming_the_file(tmp_path, capsys, con
     assert f"model.backbone_weights='{path}': " in printed.strip().splitlines()[-1]
 
 
-def test_a_sigterm_to_every_process_of_the_job_still_saves_a_checkpoint(tmp_path):
-    """SLURM signals every process of a job, data workers included: the workers ignore it, the
-    main process stops at its next step, saves last.ckpt and exits with 143."""
+def sigterm_the_job(tmp_path: Path, *options: str, after: float = 0.0) -> tuple[int, str]:
+    """Start ``hgtrain fit`` with 2 persistent data workers in its own process group, send the
+    whole group SIGTERM ``after`` seconds past its first best checkpoint, and return the exit
+    status and what it printed on stderr."""
     config = tiny_config(tmp_path, max_epochs=1000)
     command = [sys.executable, "-m", "hgtrain.cli", "fit", "--config", str(config)]
-    command += ["--data.num_workers", "2", "--data.persistent_workers", "true"]
-    job = subprocess.Popen(command, cwd=tmp_path, start_new_session=True)
+    command += ["--data.num_workers", "2", "--data.persistent_workers", "true", *options]
+    log = tmp_path / "stderr.log"
+    with log.open("w") as stderr:
+        job = subprocess.Popen(command, cwd=tmp_path, start_new_session=True, stderr=stderr)
     try:
         deadline = time.monotonic() + 120
         while not list(tmp_path.rglob("best-*.ckpt")) and time.monotonic() < deadline:
-            time.sleep(0.5)  # until the first epoch has trained and validated
+            time.sleep(0.2)  # until the first epoch has trained and validated
+        time.sleep(after)
         os.killpg(job.pid, signal.SIGTERM)
-        assert job.wait(timeout=60) == 143
+        status = job.wait(timeout=60)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(job.pid, signal.SIGKILL)
+    return status, log.read_text()
+
+
+def test_a_sigterm_to_every_process_of_the_job_still_saves_a_checkpoint(tmp_path):
+    """SLURM signals every process of a job, data workers included: the workers ignore it, the
+    main process stops at its next step, saves last.ckpt and exits with 143."""
+    status, _ = sigterm_the_job(tmp_path)
+    assert status == 143
     (last,) = tmp_path.rglob("last.ckpt")
     assert torch.load(last, weights_only=True)["global_step"] >= 4
 
@@ -220,24 +232,10 @@ def test_a_sigterm_to_every_process_of_the_job_still_saves_a_checkpoint(tmp_path
 def test_a_sigterm_during_validation_with_persistent_workers_still_exits(tmp_path):
     """A SIGTERM that interrupts validation leaves the loader's workers running (they ignore
     SIGTERM); the run still exits with 143 at once instead of waiting for them for ever."""
-    config = tiny_config(tmp_path, max_epochs=1000)
-    command = [sys.executable, "-m", "hgtrain.cli", "fit", "--config", str(config)]
-    command += ["--data.num_workers", "2", "--data.persistent_workers", "true"]
-    command += ["--data.val_size", "400"]  # validation: seconds; an epoch's 4 steps: a fraction
-    log = tmp_path / "stderr.log"
-    with log.open("w") as stderr:
-        job = subprocess.Popen(command, cwd=tmp_path, start_new_session=True, stderr=stderr)
-    try:
-        deadline = time.monotonic() + 120
-        while not list(tmp_path.rglob("best-*.ckpt")) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(1.0)  # the second epoch has trained and is validating
-        os.killpg(job.pid, signal.SIGTERM)
-        assert job.wait(timeout=60) == 143
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(job.pid, signal.SIGKILL)
-    assert "stopped by SIGTERM during validation" in log.read_text()
+    # Validation of 400 images takes seconds, an epoch's 4 training steps a fraction of one.
+    status, printed = sigterm_the_job(tmp_path, "--data.val_size", "400", after=1.0)
+    assert status == 143
+    assert "stopped by SIGTERM during validation" in printed
 
 
 def test_a_set_up_check_writes_no_checkpoint_even_with_step_checkpoints(tmp_path):

@@ -54,13 +54,14 @@ WHY_KEYPOINTS = {
 
 class GeneratedSet(NamedTuple):
     """What a generated evaluation set holds (see
-    :func:`~hgtrain.data.loading.prepare.prepare_synthetic_set`)."""
+    :func:`~hgtrain.data.loading.prepare.prepare_synthetic_set`); ``variant`` names it in its
+    folder (None: ``noisy`` or ``clean``, by its noise)."""
 
     split: str
     size: int
     scene: SceneConfig
     noise: PhotometricNoise | None
-    variant: str
+    variant: str | None
 
 
 class KeypointDataModule(L.LightningDataModule):
@@ -371,9 +372,8 @@ class KeypointDataModule(L.LightningDataModule):
         """What the generated set ``name`` ("val" or a ``test_<variant>`` of :attr:`test_sets`)
         holds."""
         if name == "val":
-            return GeneratedSet(
-                "val", self.val_size, self.scene, self.noise_config if self.noise else None, ""
-            )
+            noise = self.noise_config if self.noise else None
+            return GeneratedSet("val", self.val_size, self.scene, noise, None)
         variant = name.removeprefix("test_")
         scene = self.unseen_scene if variant == "unseen" else self.scene
         noise = self.noise_config if variant != "clean" else None
@@ -398,18 +398,11 @@ class KeypointDataModule(L.LightningDataModule):
         trainer = self.trainer
         stage = trainer.state.fn.value if trainer is not None and trainer.state.fn else None
         for name in self._wanted_sets(stage):
-            spec = self.generated_set(name)
             prepare_synthetic_set(
-                self.root,
-                spec.split,
-                spec.size,
-                self.image_size,
-                self.seed,
-                spec.scene,
-                spec.noise,
+                *self._set_arguments(name),
                 self.num_workers,
                 progress=True,
-                variant=spec.variant or None,
+                variant=self.generated_set(name).variant,
             )
 
     def setup(self, stage: str | None = None) -> None:
@@ -455,17 +448,14 @@ class KeypointDataModule(L.LightningDataModule):
             self.ignore,
         )
 
-    def _ready(self, name: str) -> Path:
+    def _set_arguments(self, name: str) -> tuple[Any, ...]:
+        """(root, split, size, image_size, seed, scene, noise) of the generated set ``name``."""
         spec = self.generated_set(name)
+        return self.root, spec.split, spec.size, self.image_size, self.seed, spec.scene, spec.noise
+
+    def _ready(self, name: str) -> Path:
         path, settings = synthetic_set_path(
-            self.root,
-            spec.split,
-            spec.size,
-            self.image_size,
-            self.seed,
-            spec.scene,
-            spec.noise,
-            spec.variant or None,
+            *self._set_arguments(name), self.generated_set(name).variant
         )
         problem = find_problem(path, settings)
         if problem is not None:
