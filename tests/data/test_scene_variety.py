@@ -162,8 +162,15 @@ def test_the_datamodule_takes_a_preset_by_name_and_refuses_an_unseen_set_that_is
     with pytest.raises(ConfigError, match=r"data.scene='fancy': must be a scene preset"):
         KeypointDataModule(root=str(tmp_path), scene="fancy")
     seen = SceneConfig(kinds={"box": 1.0, HELD_OUT_KIND: 1.0})
-    with pytest.raises(ConfigError, match=r"'unseen' out of data\.test_sets"):
+    with pytest.raises(ConfigError) as refused:
         KeypointDataModule(root=str(tmp_path), scene=seen)
+    assert str(refused.value) == (
+        "data.scene.kinds={'box': 1.0, 'cross': 1.0}: draws 'cross', which the unseen test set "
+        "keeps out of training: leave it out, or 'unseen' out of data.test_sets"
+    )
+    marble = SceneConfig(backgrounds={"noise": 1.0, HELD_OUT_BACKGROUND: 0.5})
+    with pytest.raises(ConfigError, match=r"^data\.scene\.backgrounds=.*draws 'marble'"):
+        KeypointDataModule(root=str(tmp_path), scene=marble)
     module = KeypointDataModule(root=str(tmp_path), scene=seen, test_sets=["noisy"])
     assert module.test_set_names == ("test_noisy",)
 

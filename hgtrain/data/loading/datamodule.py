@@ -15,7 +15,14 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from hgtrain.data.generator.photometric import PhotometricNoise
-from hgtrain.data.generator.scene import SCENE_PRESETS, SceneConfig, scene_preset, unseen_scene
+from hgtrain.data.generator.scene import (
+    HELD_OUT_BACKGROUND,
+    HELD_OUT_KIND,
+    SCENE_PRESETS,
+    SceneConfig,
+    scene_preset,
+    unseen_scene,
+)
 from hgtrain.data.loading.coco_format import DatasetFormatError, KeypointSet, read_keypoint_set
 from hgtrain.data.loading.collate import collate_keypoints
 from hgtrain.data.loading.folder import KeypointFolder
@@ -263,16 +270,18 @@ class KeypointDataModule(L.LightningDataModule):
         return scene
 
     def _unseen_scene(self) -> SceneConfig:
-        """The unseen test scene of :attr:`scene` (a ConfigError if the scene draws its content)."""
-        try:
-            return unseen_scene(self.scene)
-        except ValueError as error:
-            raise ConfigError(
+        """The unseen test scene of :attr:`scene`; a ConfigError naming the field if the scene
+        draws what that set holds out."""
+        for field, name in (("backgrounds", HELD_OUT_BACKGROUND), ("kinds", HELD_OUT_KIND)):
+            check(
+                getattr(self.scene, field).get(name, 0) == 0,
                 "data",
-                "scene",
-                "(its settings)",
-                f"{error}: take them out of data.scene, or 'unseen' out of data.test_sets",
-            ) from None
+                f"scene.{field}",
+                getattr(self.scene, field),
+                f"draws {name!r}, which the unseen test set keeps out of training: leave it out, "
+                "or 'unseen' out of data.test_sets",
+            )
+        return unseen_scene(self.scene)
 
     @property
     def class_names(self) -> tuple[str, ...]:
