@@ -11,7 +11,8 @@ and the heatmap resolution.
 Data: without ``--data_dir``, the synthetic training stream (``--clean true``: without photometric
 noise) of the scene preset ``--scene`` (``wide``, ``classic``, or ``unseen``: the held-out test
 scene), optionally with every image on the background family ``--background`` (``smooth``,
-``noise``, ``stripes``, ``marble``, ``photo``). With ``--data_dir FOLDER``, a COCO-keypoints
+``noise``, ``stripes``, ``marble``, ``photo``); several families give one captioned row of
+``--count`` samples each. With ``--data_dir FOLDER``, a COCO-keypoints
 folder (:mod:`hgtrain.data.loading.coco_format`; class names from the folder, as in the
 DataModule), letterboxed to ``--image_size`` as evaluation does, or with ``--augmented true``
 through the DataModule's training pipeline for ``train_dir``: the options ``--hflip``,
@@ -162,7 +163,10 @@ def render_preview(
 
 
 def _name(source: Dataset, index: int) -> str | None:
-    """``#index file`` for a folder's sample (to find it in the set), else nothing."""
+    """``#index file`` for a folder's sample (to find it in the set), the caption of a
+    :class:`CaptionedSamples` sample, else nothing."""
+    if isinstance(source, CaptionedSamples):
+        return source.caption(index)
     if not isinstance(source, KeypointFolder):
         return None
     record = source.records[index]
@@ -281,8 +285,10 @@ def _parser() -> ToolParser:
     parser.add_argument(
         "--background",
         type=str | None,
+        nargs="+",
         default=None,
-        help=f"draw every synthetic image on this family ({', '.join(BACKGROUNDS)})",
+        help=f"draw the synthetic images on these families ({', '.join(BACKGROUNDS)}); "
+        "several: one row of --count samples each",
     )
     parser.add_argument(
         "--backbone",
@@ -340,14 +346,12 @@ def main(args: Sequence[str] | None = None) -> Path:
             f"--first={options.first}: {what} has {len(dataset)} samples, "
             f"so --first must be at most {len(dataset) - 1}"
         )
+    count, columns, first = options.count, options.columns, options.first
+    if isinstance(dataset, CaptionedSamples):  # one row per background family
+        count, columns, first = len(dataset), options.count, 0
     try:
         path = render_preview(
-            dataset,
-            options.output,
-            options.count,
-            options.columns,
-            first=options.first,
-            encoding=encoding,
+            dataset, options.output, count, columns, first=first, encoding=encoding
         )
     except DatasetFormatError as error:  # an image that cannot be read
         parser.error(str(error))
@@ -379,36 +383,64 @@ def _dataset(parser: ToolParser, options: Namespace) -> Dataset:
         parser.error("--clean, --scene and --background apply to the synthetic data only")
     if folder is not None and not Path(folder).is_dir():
         parser.error(f"--data_dir={folder}: no such folder")
-    module = KeypointDataModule(  # also checks the augmentation options
-        image_size=options.image_size,
-        scene=_scene(parser, options),
-        test_sets=["noisy"],
-        noise=not options.clean,
-        seed=options.seed,
-        num_workers=0,
-        train_dir=folder,
-        **{name: options[name] for name in AUGMENTATION},
-    )
+    families = options.background or [None]
+    modules = {
+        family: KeypointDataModule(  # also checks the augmentation options
+            image_size=options.image_size,
+            scene=_scene(parser, options.scene, family),
+            test_sets=["noisy"],
+            noise=not options.clean,
+            seed=options.seed,
+            num_workers=0,
+            train_dir=folder,
+            **{name: options[name] for name in AUGMENTATION},
+        )
+        for family in families
+    }
+    if len(modules) > 1:
+        streams = {family: module.make_train_dataset() for family, module in modules.items()}
+        return CaptionedSamples(streams, options.count, options.first)
+    module = modules[families[0]]
     if folder is None or options.augmented:
         return module.make_train_dataset()
     return KeypointFolder(folder, ResizePad(options.image_size))
 
 
-def _scene(parser: ToolParser, options: Namespace) -> SceneConfig:
-    """The scene of ``--scene`` and ``--background``."""
-    if options.scene != "unseen" and options.scene not in SCENE_PRESETS:
-        parser.error(f"--scene={options.scene}: must be one of {[*SCENE_PRESETS, 'unseen']}")
-    if options.background is not None and options.background not in BACKGROUNDS:
-        parser.error(f"--background={options.background}: must be one of {list(BACKGROUNDS)}")
-    scene = (
-        unseen_scene(SceneConfig()) if options.scene == "unseen" else scene_preset(options.scene)
-    )
-    if options.background is not None:
+def _scene(parser: ToolParser, preset: str, background: str | None) -> SceneConfig:
+    """The scene of ``--scene``, with only the family ``background`` if one is given."""
+    if preset != "unseen" and preset not in SCENE_PRESETS:
+        parser.error(f"--scene={preset}: must be one of {[*SCENE_PRESETS, 'unseen']}")
+    if background is not None and background not in BACKGROUNDS:
+        parser.error(f"--background={background}: must be one of {list(BACKGROUNDS)}")
+    scene = unseen_scene(SceneConfig()) if preset == "unseen" else scene_preset(preset)
+    if background is not None:
         try:
-            scene = dataclasses.replace(scene, backgrounds={options.background: 1.0})
+            scene = dataclasses.replace(scene, backgrounds={background: 1.0})
         except ValueError as error:  # the photo family without scikit-image
-            parser.error(f"--background={options.background}: {error}")
+            parser.error(f"--background={background}: {error}")
     return scene
+
+
+class CaptionedSamples(Dataset):
+    """Samples ``first`` to ``first + per_row - 1`` of each of several datasets, in that order,
+    each captioned with its dataset's name: one grid row per dataset."""
+
+    def __init__(self, sources: dict[str, Dataset], per_row: int, first: int = 0) -> None:
+        self.items = [
+            (name, source, first + i) for name, source in sources.items() for i in range(per_row)
+        ]
+        self.class_names = next(iter(sources.values())).class_names
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        _, source, position = self.items[index]
+        return source[position]
+
+    def caption(self, index: int) -> str:
+        """The name of the dataset that sample ``index`` comes from."""
+        return self.items[index][0]
 
 
 if __name__ == "__main__":

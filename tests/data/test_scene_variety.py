@@ -200,3 +200,15 @@ def test_data_preview_shows_a_family_or_a_preset(tmp_path, args):
         [*args, "--count", "2", "--image_size", "64", "--output", str(tmp_path / "p.png")]
     )
     assert Image.open(path).size[0] > 2 * 64
+
+
+def test_data_preview_of_several_families_captions_one_row_each(tmp_path):
+    dataset = preview._dataset(
+        preview._parser(), preview._parser().parse_args(["--background", "noise", "stripes"])
+    )
+    assert isinstance(dataset, preview.CaptionedSamples) and len(dataset) == 12  # 6 per family
+    assert [dataset.caption(i) for i in (0, 5, 6, 11)] == ["noise", "noise", "stripes", "stripes"]
+    out = tmp_path / "rows.png"
+    preview.main(["--background", "noise", "stripes", "--count", "2", "--output", str(out)])
+    with Image.open(out) as picture:  # 2 rows of 2 samples x 2 tiles (128 px shown at 256)
+        assert 4 * 256 < picture.width < 5 * 256 and 2 * 256 < picture.height < 3 * 256
