@@ -7,9 +7,8 @@ The operations run in a fixed order (shading, brightness and contrast, gamma, co
 motion blur or defocus, Gaussian noise, speckle), each one with probability ``probability``, on a
 float32 image in [0, 255]. Gamma, colour balance and defocus are not SuperPoint's: they stand for
 the camera's tone curve, white balance and focus (``PhotometricNoise.superpoint()`` turns them
-off). Unlike
-SuperPoint, brightness never pushes the image's mean below 64 or above 192 (unless it already is),
-because clipping at 0 or 255 would erase shapes whose keypoints are still labelled.
+off). Unlike SuperPoint, brightness never pushes the image's mean below 64 or above 192 (unless it
+already is), because clipping at 0 or 255 would erase shapes whose keypoints are still labelled.
 """
 
 from __future__ import annotations

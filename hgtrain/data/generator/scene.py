@@ -1,12 +1,20 @@
-"""Render a synthetic scene: shapes with exact keypoints on a textured background.
+"""Render a synthetic scene: shapes with exact keypoints on a background of some family.
 
-Objects are placed one by one at random positions; an object is kept only where its bounding box,
-grown by half the minimum keypoint distance, overlaps no other, so every keypoint is a true visible
-corner and keypoints of different objects are at least ``min_distance`` apart. Each fill colour
-differs in luma by at least ``min_contrast`` grey levels from the whole range of the (smooth)
-background under the object, sampled every other pixel, and the two colours of a checkerboard
-differ as much from each other. Painting uses exact area coverage
+The background family is drawn from :attr:`SceneConfig.backgrounds`
+(:mod:`hgtrain.data.generator.backgrounds`). Objects are then placed one by one at random
+positions; an object is kept only where its bounding box, grown by half the minimum keypoint
+distance, overlaps no other, so every keypoint is a true visible corner and keypoints of different
+objects are at least ``min_distance`` apart. Each fill colour differs in luma by at least
+``min_contrast`` grey levels from every pixel of the image under the object's box, and the two
+colours of a checkerboard differ as much from each other. Occluders, if asked for, come last:
+keypoint-less blobs and ellipses painted over anything, which take away every keypoint they come
+within ``min_distance / 2`` of. Painting uses exact area coverage
 (:mod:`hgtrain.data.generator.raster`), so edges are anti-aliased and the keypoints are exact.
+
+Presets (:data:`SCENE_PRESETS`): ``wide`` (the default ``SceneConfig()``: every family but the
+held-out and opt-in ones, objects down to small, clutter, no occluders) and ``classic`` (the scene
+of hgtrain 0.4: smooth backgrounds, larger objects). :func:`unseen_scene` makes the held-out test
+scene.
 """
 
 from __future__ import annotations
