@@ -31,7 +31,7 @@ from PIL import Image
 
 from hgtrain.data.generator.photos import photo_library
 
-__all__ = ["BACKGROUNDS", "LUMA", "BackgroundStyle", "render_background"]
+__all__ = ["BACKGROUNDS", "LUMA", "BackgroundStyle", "render_background", "tinted"]
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -52,6 +52,15 @@ class BackgroundStyle:
     detail: float = 12.0
     saturation: float = 40.0
     texture_contrast: tuple[float, float] = (20.0, 80.0)
+
+
+def tinted(lumas: np.ndarray, tint: np.ndarray) -> np.ndarray:
+    """RGB colours [N, 3] of the grey levels ``lumas`` [N] plus the tints [N, 3], each made
+    luma-neutral and scaled down so that no channel clips (clipping would change the luma)."""
+    tint = tint - (tint @ LUMA)[:, None]
+    headroom = np.minimum(lumas, 255.0 - lumas)[:, None]
+    tint *= np.minimum(1.0, headroom / np.maximum(np.abs(tint).max(axis=1, keepdims=True), 1e-6))
+    return lumas[:, None] + tint
 
 
 def render_background(
@@ -155,10 +164,7 @@ def _two_tone(rng: np.random.Generator, pattern: np.ndarray, style: BackgroundSt
     low = rng.uniform(0.0, 255.0 - contrast)
     lumas = np.array([low, low + contrast], dtype=np.float32)
     tint = rng.uniform(-0.5, 0.5, (2, 3)).astype(np.float32) * np.float32(style.saturation)
-    tint -= (tint @ LUMA)[:, None]
-    headroom = np.minimum(lumas, 255.0 - lumas)[:, None]
-    tint *= np.minimum(1.0, headroom / np.maximum(np.abs(tint).max(axis=1, keepdims=True), 1e-6))
-    dark, bright = lumas[:, None] + tint
+    dark, bright = tinted(lumas, tint)
     image = pattern.astype(np.float32)[None] * (bright - dark)[:, None, None]
     image += dark[:, None, None]
     return np.clip(image, 0.0, 255.0, out=image)

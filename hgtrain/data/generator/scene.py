@@ -30,6 +30,7 @@ from hgtrain.data.generator.backgrounds import (
     LUMA,
     BackgroundStyle,
     render_background,
+    tinted,
 )
 from hgtrain.data.generator.photos import MISSING, photos_available
 from hgtrain.data.generator.raster import box_window, polygon_coverage
@@ -360,12 +361,8 @@ def _contrasting_colours(
             break
     else:
         return None
-    # A luma-neutral tint, scaled so that no channel clips (clipping would change the luma).
     tint = rng.uniform(-1.0, 1.0, (count, 3)) * rng.uniform(0.0, 60.0)
-    tint -= (tint @ LUMA)[:, None]
-    headroom = np.minimum(lumas, 255.0 - lumas)[:, None]
-    tint *= np.minimum(1.0, headroom / np.maximum(np.abs(tint).max(axis=1, keepdims=True), 1e-6))
-    return (lumas[:, None] + tint).astype(np.float32)
+    return tinted(lumas, tint).astype(np.float32)
 
 
 def _to_sample(image: np.ndarray, shapes: list[Shape], image_id: int) -> Sample:
