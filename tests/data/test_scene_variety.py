@@ -138,7 +138,9 @@ def test_a_box_with_a_hidden_corner_round_trips_through_coco(tmp_path):
 
 def test_the_unseen_scene_draws_only_what_training_never_does():
     training = SceneConfig()
-    assert not training.uses(HELD_OUT_BACKGROUND) and not training.uses(HELD_OUT_KIND)
+    assert training.held_out_drawn() == []
+    both = SceneConfig(kinds={"box": 1.0, HELD_OUT_KIND: 1.0}, backgrounds={HELD_OUT_BACKGROUND: 1})
+    assert both.held_out_drawn() == [("backgrounds", "marble"), ("kinds", "cross")]
     unseen = unseen_scene(training)
     assert unseen.backgrounds == {HELD_OUT_BACKGROUND: 1.0}
     assert unseen.kinds[HELD_OUT_KIND] == pytest.approx(sum(unseen.kinds.values()) / 3)

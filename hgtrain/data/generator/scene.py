@@ -169,9 +169,11 @@ class SceneConfig:
             self.texture_contrast,
         )
 
-    def uses(self, name: str) -> bool:
-        """Whether this scene ever draws the shape kind or background family ``name``."""
-        return self.kinds.get(name, 0) > 0 or self.backgrounds.get(name, 0) > 0
+    def held_out_drawn(self) -> list[tuple[str, str]]:
+        """``(field, name)`` of each held-out background family (field ``backgrounds``) or shape
+        kind (``kinds``) that this scene draws: what keeps it from having an unseen test set."""
+        held_out = (("backgrounds", HELD_OUT_BACKGROUND), ("kinds", HELD_OUT_KIND))
+        return [(field, name) for field, name in held_out if getattr(self, field).get(name, 0) > 0]
 
 
 SCENE_PRESETS: dict[str, SceneConfig] = {
@@ -206,7 +208,7 @@ def unseen_scene(scene: SceneConfig) -> SceneConfig:
     """The held-out test scene of a training ``scene``: the same settings, but every background
     is :data:`HELD_OUT_BACKGROUND` and a third of the shapes are :data:`HELD_OUT_KIND` (on
     average), two things that ``scene`` must never draw itself."""
-    held_out = [name for name in (HELD_OUT_BACKGROUND, HELD_OUT_KIND) if scene.uses(name)]
+    held_out = [name for _, name in scene.held_out_drawn()]
     if held_out:
         raise ValueError(
             f"the scene draws {held_out}, which the unseen test set keeps out of training"

@@ -16,8 +16,6 @@ from torchvision.transforms import v2
 
 from hgtrain.data.generator.photometric import PhotometricNoise
 from hgtrain.data.generator.scene import (
-    HELD_OUT_BACKGROUND,
-    HELD_OUT_KIND,
     SCENE_PRESETS,
     SceneConfig,
     scene_preset,
@@ -272,9 +270,10 @@ class KeypointDataModule(L.LightningDataModule):
     def _unseen_scene(self) -> SceneConfig:
         """The unseen test scene of :attr:`scene`; a ConfigError naming the field if the scene
         draws what that set holds out."""
-        for field, name in (("backgrounds", HELD_OUT_BACKGROUND), ("kinds", HELD_OUT_KIND)):
-            check(
-                getattr(self.scene, field).get(name, 0) == 0,
+        drawn = self.scene.held_out_drawn()
+        if drawn:
+            field, name = drawn[0]
+            raise ConfigError(
                 "data",
                 f"scene.{field}",
                 getattr(self.scene, field),
