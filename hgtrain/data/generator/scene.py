@@ -27,13 +27,12 @@ import numpy as np
 
 from hgtrain.data.generator.backgrounds import (
     BACKGROUNDS,
-    LUMA,
     BackgroundStyle,
     render_background,
-    tinted,
 )
+from hgtrain.data.generator.paint import paint_shape, shapes_to_sample, uncovered
 from hgtrain.data.generator.photos import MISSING, photos_available
-from hgtrain.data.generator.raster import box_window, polygon_coverage
+from hgtrain.data.generator.raster import box_window
 from hgtrain.data.generator.shapes import SHAPES, Shape, ShapeRules
 from hgtrain.data.sample import Sample
 from hgtrain.errors import SettingsError
@@ -51,7 +50,6 @@ __all__ = [
 SHAPE_TRIES = 10
 POSITION_TRIES = 8
 OCCLUDER_KINDS = ("blob", "ellipse")
-VISIBLE_COVERAGE = 1e-3
 """Least coverage of a pixel by an occluder that counts as hiding what is there (rasterising
 leaves float noise below it around a polygon)."""
 HELD_OUT_BACKGROUND = "marble"
@@ -237,7 +235,7 @@ def render_scene(
             placed.append(shape)
     for _ in range(int(rng.integers(config.occluders[0], config.occluders[1] + 1))):
         placed = _occlude(rng, image, side, rules, config, placed)
-    return _to_sample(image, placed, image_id)
+    return shapes_to_sample(image, placed, image_id)
 
 
 def _draw(rng: np.random.Generator, weights: dict[str, float], count: int) -> list[str]:
@@ -265,17 +263,13 @@ def _occlude(
     if np.any(first > last):
         return placed
     shape = shape.moved(rng.uniform(first, last))
-    coverage = _paint(rng, image, shape, config.min_contrast)
+    coverage = paint_shape(rng, image, shape, config.min_contrast)
     if coverage is None:
         return placed
-    x0, y0 = box_window(shape.box, height, width)[:2]
-    rows, columns = np.nonzero(coverage >= VISIBLE_COVERAGE)
-    covered = np.stack([columns + x0 + 0.5, rows + y0 + 0.5], axis=1)
-    reach = 0.5 * config.min_distance + 0.5  # to the pixel's centre, so half a pixel more
+    window = box_window(shape.box, height, width)
     kept = []
     for other in placed:
-        gaps = np.abs(other.keypoints[:, None, :] - covered[None]).max(axis=-1)
-        visible = ~(gaps <= reach).any(axis=1)
+        visible = uncovered(other.keypoints, coverage, window, 0.5 * config.min_distance)
         kept.append(
             dataclasses.replace(
                 other, keypoints=other.keypoints[visible], labels=other.labels[visible]
@@ -314,7 +308,7 @@ def _place(
         else:
             continue
         shape = shape.moved(offset)
-        if _paint(rng, image, shape, config.min_contrast) is not None:
+        if paint_shape(rng, image, shape, config.min_contrast) is not None:
             return shape
     return None
 
@@ -323,60 +317,3 @@ def _overlaps(box: list[float], boxes: list[list[float]]) -> bool:
     """Whether xyxy ``box`` intersects any of ``boxes``."""
     x0, y0, x1, y1 = box
     return any(x0 < b[2] and b[0] < x1 and y0 < b[3] and b[1] < y1 for b in boxes)
-
-
-def _paint(
-    rng: np.random.Generator, image: np.ndarray, shape: Shape, min_contrast: float
-) -> np.ndarray | None:
-    """Composite the shape's fills over ``image`` in place and return their total coverage of
-    the shape's window; None (nothing painted) if no contrasting colours exist."""
-    window = box_window(shape.box, *image.shape[1:])
-    x0, y0, x1, y1 = window
-    region = image[:, y0:y1, x0:x1]
-    if region.size == 0:
-        return None
-    red, green, blue = region
-    luma = LUMA[0] * red + LUMA[1] * green + LUMA[2] * blue
-    colours = _contrasting_colours(rng, len(shape.fills), luma.min(), luma.max(), min_contrast)
-    if colours is None:
-        return None
-    coverages = [polygon_coverage(fill, window) for fill in shape.fills]
-    total = sum(coverages)
-    region *= 1.0 - total
-    for coverage, colour in zip(coverages, colours, strict=True):
-        region += coverage * colour[:, None, None]
-    return total
-
-
-def _contrasting_colours(
-    rng: np.random.Generator, count: int, low: float, high: float, min_contrast: float
-) -> np.ndarray | None:
-    """``count`` RGB colours whose lumas avoid [low - c, high + c] and differ by >= c pairwise."""
-    below = max(0.0, low - min_contrast)
-    above = max(0.0, 255.0 - (high + min_contrast))
-    if below + above <= 0:
-        return None
-    for _ in range(10):
-        u = rng.uniform(0.0, below + above, count)
-        lumas = np.where(u < below, u, high + min_contrast + (u - below))
-        if count == 1 or np.abs(np.diff(np.sort(lumas))).min() >= min_contrast:
-            break
-    else:
-        return None
-    tint = rng.uniform(-1.0, 1.0, (count, 3)) * rng.uniform(0.0, 60.0)
-    return tinted(lumas, tint).astype(np.float32)
-
-
-def _to_sample(image: np.ndarray, shapes: list[Shape], image_id: int) -> Sample:
-    counts = [len(s.keypoints) for s in shapes]
-    return Sample(
-        image=image,
-        keypoints=np.concatenate([s.keypoints for s in shapes] + [np.zeros((0, 2))]).astype(
-            np.float32
-        ),
-        labels=np.concatenate([s.labels for s in shapes] + [np.zeros(0, np.int64)]),
-        object_ids=np.repeat(np.arange(len(shapes)), counts).astype(np.int64),
-        boxes=np.array([s.box for s in shapes], dtype=np.float32).reshape(-1, 4),
-        kinds=[s.kind for s in shapes],
-        image_id=image_id,
-    )

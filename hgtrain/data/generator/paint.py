@@ -1,0 +1,95 @@
+"""Painting shapes into an image: contrasting colours, exact coverage, what stays visible.
+
+Shared by the pretraining scenes (:mod:`hgtrain.data.generator.scene`) and the downstream tasks of
+the transfer benchmark (:mod:`hgtrain.data.generator.downstream`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hgtrain.data.generator.backgrounds import LUMA, tinted
+from hgtrain.data.generator.raster import Window, box_window, polygon_coverage
+from hgtrain.data.generator.shapes import Shape
+from hgtrain.data.sample import Sample
+
+__all__ = [
+    "VISIBLE_COVERAGE",
+    "contrasting_colours",
+    "paint_shape",
+    "shapes_to_sample",
+    "uncovered",
+]
+
+VISIBLE_COVERAGE = 1e-3
+"""Coverage from which a painted pixel counts as hiding what lies under it."""
+
+
+def paint_shape(
+    rng: np.random.Generator, image: np.ndarray, shape: Shape, min_contrast: float
+) -> np.ndarray | None:
+    """Composite the shape's fills over ``image`` in place and return their total coverage of
+    the shape's window; None (nothing painted) if no contrasting colours exist."""
+    window = box_window(shape.box, *image.shape[1:])
+    x0, y0, x1, y1 = window
+    region = image[:, y0:y1, x0:x1]
+    if region.size == 0:
+        return None
+    red, green, blue = region
+    luma = LUMA[0] * red + LUMA[1] * green + LUMA[2] * blue
+    colours = contrasting_colours(rng, len(shape.fills), luma.min(), luma.max(), min_contrast)
+    if colours is None:
+        return None
+    coverages = [polygon_coverage(fill, window) for fill in shape.fills]
+    total = sum(coverages)
+    region *= 1.0 - total
+    for coverage, colour in zip(coverages, colours, strict=True):
+        region += coverage * colour[:, None, None]
+    return total
+
+
+def contrasting_colours(
+    rng: np.random.Generator, count: int, low: float, high: float, min_contrast: float
+) -> np.ndarray | None:
+    """``count`` RGB colours whose lumas avoid [low - c, high + c] and differ by >= c pairwise."""
+    below = max(0.0, low - min_contrast)
+    above = max(0.0, 255.0 - (high + min_contrast))
+    if below + above <= 0:
+        return None
+    for _ in range(10):
+        u = rng.uniform(0.0, below + above, count)
+        lumas = np.where(u < below, u, high + min_contrast + (u - below))
+        if count == 1 or np.abs(np.diff(np.sort(lumas))).min() >= min_contrast:
+            break
+    else:
+        return None
+    tint = rng.uniform(-1.0, 1.0, (count, 3)) * rng.uniform(0.0, 60.0)
+    return tinted(lumas, tint).astype(np.float32)
+
+
+def uncovered(
+    keypoints: np.ndarray, coverage: np.ndarray, window: Window, reach: float
+) -> np.ndarray:
+    """Which ``keypoints`` [N, 2] no visibly painted pixel of ``coverage`` (over ``window``)
+    comes within ``reach`` px of (Chebyshev distance to the pixel's centre, plus half a pixel)."""
+    x0, y0 = window[:2]
+    rows, columns = np.nonzero(coverage >= VISIBLE_COVERAGE)
+    covered = np.stack([columns + x0 + 0.5, rows + y0 + 0.5], axis=1)
+    gaps = np.abs(keypoints[:, None, :] - covered[None]).max(axis=-1)
+    return ~(gaps <= reach + 0.5).any(axis=1)
+
+
+def shapes_to_sample(image: np.ndarray, shapes: list[Shape], image_id: int) -> Sample:
+    """The :class:`Sample` of ``image`` with the keypoints, labels and boxes of ``shapes``."""
+    counts = [len(s.keypoints) for s in shapes]
+    return Sample(
+        image=image,
+        keypoints=np.concatenate([s.keypoints for s in shapes] + [np.zeros((0, 2))]).astype(
+            np.float32
+        ),
+        labels=np.concatenate([s.labels for s in shapes] + [np.zeros(0, np.int64)]),
+        object_ids=np.repeat(np.arange(len(shapes)), counts).astype(np.int64),
+        boxes=np.array([s.box for s in shapes], dtype=np.float32).reshape(-1, 4),
+        kinds=[s.kind for s in shapes],
+        image_id=image_id,
+    )
