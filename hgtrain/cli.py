@@ -1,8 +1,8 @@
 """The ``hgtrain`` command: the training subcommands and the tools, behind one entry point.
 
 ``fit``, ``validate``, ``test`` and ``predict`` are Lightning's (:mod:`hgtrain.lightning_cli`); the
-tools (``export``, ``benchmark``, ``data-preview``, ``data-benchmark``,
-``time-to-accuracy``) take the same flag style and
+tools (``export``, ``benchmark``, ``data-preview``, ``data-benchmark``, ``time-to-accuracy``,
+``transfer-data``) take the same flag style and
 ``--config``. This module imports nothing heavy, so ``hgtrain --version`` and ``hgtrain --help``
 answer at once.
 """
@@ -31,6 +31,10 @@ TOOLS = {
     "time-to-accuracy": (
         "hgtrain.benchmark.time_to_accuracy",
         "run a training config over seeds: wall time to a target AP, test results",
+    ),
+    "transfer-data": (
+        "hgtrain.transfer.sets",
+        "write the downstream tasks of the transfer benchmark as COCO-keypoints folders",
     ),
 }
 

@@ -2,8 +2,10 @@
 
 It reads bottom-up: :mod:`.raster` paints polygons with exact area coverage, :mod:`.shapes` draws
 the keypoint shapes and the keypoint-less clutter, :mod:`.backgrounds` the background families,
-:mod:`.scene` composes a scene from a :class:`SceneConfig` (and names the presets), and
-:mod:`.photometric` adds the camera-like noise. Everything is numpy on a per-sample random
+:mod:`.paint` composites a shape in contrasting colours, :mod:`.scene` composes a pretraining
+scene from a :class:`SceneConfig` (and names the presets), and :mod:`.photometric` adds the
+camera-like noise. :mod:`.downstream` draws the transfer benchmark's tasks, which pretraining
+never sees, from the same parts. Everything is numpy on a per-sample random
 generator, so a scene is a pure function of its seed.
 """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -125,6 +126,8 @@ class KeypointDataModule(L.LightningDataModule):
         persistent_workers: keep workers alive between epochs (when ``num_workers > 0``).
         seed: base seed of all synthetic data and augmentation.
         train_dir: own training set (COCO-keypoints folder) instead of the synthetic stream.
+        train_subset: train on the first N images of ``train_dir`` only (learning curves over
+            the number of labelled images, as ``hgtrain transfer`` draws them).
         val_dir: own validation set instead of the generated one.
         test_dir: own test set instead of the generated ones (one test loader).
         predict_dir: a folder of images to predict on (any size, letterboxed to ``image_size``;
@@ -158,6 +161,7 @@ class KeypointDataModule(L.LightningDataModule):
         persistent_workers: bool = True,
         seed: int = 0,
         train_dir: str | None = None,
+        train_subset: int | None = None,
         val_dir: str | None = None,
         test_dir: str | None = None,
         predict_dir: str | None = None,
@@ -213,6 +217,16 @@ class KeypointDataModule(L.LightningDataModule):
                 image_files(predict_dir)
             except FileNotFoundError as error:
                 raise ConfigError("data", "predict_dir", predict_dir, str(error)) from None
+        if train_subset is not None:
+            check(
+                train_dir is not None,
+                "data",
+                "train_subset",
+                train_subset,
+                "takes images of data.train_dir: give that too (the synthetic stream has "
+                "data.train_length instead)",
+            )
+            check(train_subset >= 1, "data", "train_subset", train_subset, "must be >= 1")
         check(min_object_size >= 0, "data", "min_object_size", min_object_size, "must be >= 0")
         check(0 <= min_visible < 1, "data", "min_visible", min_visible, "must be in [0, 1)")
         self.save_hyperparameters()
@@ -242,6 +256,7 @@ class KeypointDataModule(L.LightningDataModule):
         self.persistent_workers = persistent_workers and num_workers > 0
         self.seed = seed
         self.train_dir, self.val_dir, self.test_dir = train_dir, val_dir, test_dir
+        self.train_subset = train_subset
         self.predict_dir = predict_dir
         self.ignore = (
             IgnoreRule(min_object_size, min_visible) if min_object_size or min_visible else None
@@ -441,6 +456,17 @@ class KeypointDataModule(L.LightningDataModule):
         """The training dataset of this configuration (synthetic stream or own folder)."""
         if self.train_dir is not None:
             keypoint_set = self._read(self.train_dir)
+            if self.train_subset is not None:
+                check(
+                    self.train_subset <= len(keypoint_set.records),
+                    "data",
+                    "train_subset",
+                    self.train_subset,
+                    f"is more than the {len(keypoint_set.records)} images in {self.train_dir}",
+                )
+                keypoint_set = dataclasses.replace(
+                    keypoint_set, records=keypoint_set.records[: self.train_subset]
+                )
             return KeypointFolder(
                 self.train_dir, self.train_pipeline, self.seed, self.ignore, keypoint_set
             )
