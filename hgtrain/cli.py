@@ -2,7 +2,7 @@
 
 ``fit``, ``validate``, ``test`` and ``predict`` are Lightning's (:mod:`hgtrain.lightning_cli`); the
 tools (``export``, ``benchmark``, ``data-preview``, ``data-benchmark``, ``time-to-accuracy``,
-``transfer-data``) take the same flag style and
+``transfer-data``, ``transfer``) take the same flag style and
 ``--config``. This module imports nothing heavy, so ``hgtrain --version`` and ``hgtrain --help``
 answer at once.
 """
@@ -35,6 +35,10 @@ TOOLS = {
     "transfer-data": (
         "hgtrain.transfer.sets",
         "write the downstream tasks of the transfer benchmark as COCO-keypoints folders",
+    ),
+    "transfer": (
+        "hgtrain.transfer.experiment",
+        "fine-tune a pretrained backbone, a fresh one and a frozen one on the downstream tasks",
     ),
 }
 

@@ -25,7 +25,14 @@ from hgtrain.data.loading.coco_format import write_keypoint_set
 from hgtrain.data.loading.storage import MANIFEST, find_problem, write_atomically
 from hgtrain.data.sample import Sample
 
-__all__ = ["DOWNSTREAM_VERSION", "TaskSets", "build_parser", "main", "prepare_task_sets"]
+__all__ = [
+    "DOWNSTREAM_VERSION",
+    "TaskSets",
+    "build_parser",
+    "main",
+    "prepare_for_command",
+    "prepare_task_sets",
+]
 
 DOWNSTREAM_VERSION = 1
 """Part of the stored settings: bump it whenever the downstream renderer's output changes."""
@@ -140,22 +147,41 @@ def build_parser() -> ToolParser:
     return parser
 
 
+def prepare_for_command(
+    parser: ToolParser,
+    tasks: Sequence[str],
+    root: str | Path,
+    train_size: int,
+    test_size: int,
+    image_size: int,
+    seed: int,
+) -> dict[str, TaskSets]:
+    """:func:`prepare_task_sets` of each task, with progress; a problem ends the command with
+    ``parser``'s one-line error."""
+    folders = {}
+    for task in tasks:
+        try:
+            folders[task] = prepare_task_sets(
+                task, root, train_size, test_size, image_size, seed, progress=True
+            )
+        except ValueError as error:
+            parser.error(str(error))
+    return folders
+
+
 def main(args: Sequence[str] | None = None) -> None:
     """Entry point of ``hgtrain transfer-data``."""
     parser = build_parser()
     options = parser.parse_args(args)
     parser.check_at_least(options, train_size=1, test_size=1, image_size=16)
-    for task in options.tasks:
-        try:
-            sets = prepare_task_sets(
-                task,
-                options.root,
-                options.train_size,
-                options.test_size,
-                options.image_size,
-                options.seed,
-                progress=True,
-            )
-        except ValueError as error:
-            parser.error(str(error))
+    folders = prepare_for_command(
+        parser,
+        options.tasks,
+        options.root,
+        options.train_size,
+        options.test_size,
+        options.image_size,
+        options.seed,
+    )
+    for task, sets in folders.items():
         print(f"{task}: {sets.train} and {sets.test}")
