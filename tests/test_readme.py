@@ -30,7 +30,9 @@ import torch
 import yaml
 from PIL import Image
 
+from hgtrain.benchmark.time_to_accuracy import read_scalars
 from hgtrain.cli import main
+from hgtrain.data.loading.coco_format import read_keypoint_set
 from hgtrain.data.loading.prepare import prepare_synthetic_set
 from hgtrain.lightning_cli import build_cli
 from hgtrain.models import build_backbone
@@ -359,6 +361,44 @@ def times_to_accuracy(command: str) -> None:
     assert Path("time_to_accuracy.svg").read_text().count("<polyline") == 2
 
 
+TINY_TRANSFER = ["--train_size", "16", "--test_size", "8", "--image_size", "64"]
+"""Appended to the transfer commands: 16 training and 8 test images of 64 px per task."""
+
+
+def writes_transfer_sets(command: str) -> None:
+    """Both tasks' train and test sets, as keypoint folders with their own classes."""
+    hgtrain(*args_of(command), *TINY_TRANSFER)
+    for task, classes in (("quads", 4), ("cubes", 1)):
+        for split, size in (("train", 16), ("test", 8)):
+            keypoint_set = read_keypoint_set(Path("data/transfer") / task / split)
+            assert len(keypoint_set.records) == size and len(keypoint_set.class_names) == classes
+
+
+def previews_a_transfer_set(command: str) -> None:
+    """The preview of a task's training folder that ``writes_transfer_sets`` wrote."""
+    as_written(command)
+    output = Path(shlex.split(command)[shlex.split(command).index("--output") + 1])
+    with Image.open(output) as picture:
+        assert picture.width > 8 * 64  # 4 samples x 2 tiles
+
+
+def transfers(command: str) -> None:
+    """Every start on the cubes task (8 images, 2 steps, one seed; tests/test_transfer.py runs
+    quads), on the set written above: the results, the table and the plot."""
+    tiny = ["--tasks", "[cubes]", "--images", "[8]", "--batch_size", "4", "--seeds", "1"]
+    hgtrain(*args_of(command), *TINY_TRANSFER, *tiny, "--steps", "2", "--eval_every", "1")
+    results = json.loads(Path("transfer/results.json").read_text())
+    assert len(results["runs"]) == 3 and Path("transfer/transfer.png").is_file()
+    assert (Path("transfer/transfer.md").read_text().count("| cubes | 8 |")) == 3
+
+
+def fine_tunes_on_a_transfer_set(command: str) -> None:
+    """One fine-tuning run on the quads set: logged, evaluated, no checkpoint kept."""
+    run = train(command, "--data.train_subset", "8", "--trainer.val_check_interval", "1")
+    assert (run / "config.yaml").is_file() and not list(run.rglob("*.ckpt"))
+    assert read_scalars(run)["val/map@2"]
+
+
 def reference_compare(command: str) -> None:
     """``python -m tests.reference.compare`` from the repository root, tiny."""
     tiny = f"{command} --input_size 128 --steps 1 --warmup 0"
@@ -411,6 +451,11 @@ RUNNERS: dict[str, Callable[[str], None]] = {
     "hgtrain benchmark --mode inference --backbone squeeze --input_size 511 --batch_size 4 --steps 5 --warmup 1": benchmarks,
     "hgtrain benchmark --mode inference --backbone squeeze --input_size 511 --batch_size 4 --steps 5 --warmup 1 --versus bf16": benchmarks,
     "hgtrain time-to-accuracy --runs 3 --json time_to_accuracy.json --plot time_to_accuracy.svg": times_to_accuracy,
+    "hgtrain transfer-data --root data/transfer": writes_transfer_sets,
+    "hgtrain data-preview --data_dir data/transfer/quads/train --count 4 --columns 4 --output docs/images/transfer_quads.png": previews_a_transfer_set,
+    "hgtrain data-preview --data_dir data/transfer/cubes/train --count 4 --columns 4 --output docs/images/transfer_cubes.png": previews_a_transfer_set,
+    "hgtrain transfer --backbone backbone.pt": transfers,
+    "hgtrain fit --config quickstart.yaml --config transfer.yaml --model.backbone_weights backbone.pt --data.train_subset 64": fine_tunes_on_a_transfer_set,
     "python -m tests.reference.compare --backbone squeeze --input_size 255 --batch_size 2 --steps 6 --warmup 1": reference_compare,
     "scripts/gpu_check.sh --device cpu --tiny --skip-compile --no-install --out gpu_check_dry_run": gpu_check_dry_run,
 }  # fmt: skip
