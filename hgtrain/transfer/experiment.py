@@ -36,6 +36,8 @@ from lightning.pytorch.callbacks import Callback
 from hgtrain.arguments import ToolParser
 from hgtrain.atomic import write_file_atomically
 from hgtrain.data.generator.downstream import DOWNSTREAM_TASKS
+from hgtrain.lightning_cli import build_cli
+from hgtrain.transfer.report import write_report
 from hgtrain.transfer.sets import TaskSets, prepare_for_command
 
 __all__ = ["STARTS", "EvaluationCurve", "Run", "build_parser", "fit_arguments", "main", "run_one"]
@@ -101,8 +103,6 @@ def fit_arguments(run: Run, sets: TaskSets, options: Any) -> list[str]:
 def run_one(run: Run, sets: TaskSets, options: Any) -> list[tuple[int, float]]:
     """Fine-tune ``run`` (its earlier TensorBoard folder, of an interrupted try, replaced);
     its evaluation curve."""
-    from hgtrain.lightning_cli import build_cli
-
     shutil.rmtree(Path(options.output) / "runs" / run.key, ignore_errors=True)
     cli = build_cli(fit_arguments(run, sets, options))
     curve = next(c for c in cli.trainer.callbacks if isinstance(c, EvaluationCurve))
@@ -171,8 +171,6 @@ def build_parser() -> ToolParser:
 
 def main(args: Sequence[str] | None = None) -> None:
     """Entry point of ``hgtrain transfer``."""
-    from hgtrain.transfer.report import write_report
-
     argv = list(sys.argv[1:] if args is None else args)
     fit_args = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
