@@ -344,8 +344,9 @@ def random_image(path: Path, size: tuple[int, int]) -> None:
 
 
 def benchmarks(command: str) -> None:
-    """The benchmark at 128 px, one timed step (the data pipeline has its own test)."""
-    extra = ["--input_size", "128", "--steps", "1", "--warmup", "0", "--data_workers", "0"]
+    """The benchmark at 128 px and batch 2, one timed step (the data pipeline has its own test)."""
+    extra = ["--input_size", "128", "--batch_size", "2", "--steps", "1", "--warmup", "0"]
+    extra += ["--data_workers", "0"]
     hgtrain(*args_of(command), *extra)
 
 
