@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from hgtrain.cli import main
+from hgtrain.transfer import experiment
 from hgtrain.transfer.experiment import Run
 from hgtrain.transfer.report import markdown_table, steps_to_reach, summarize, write_plot
 
@@ -201,3 +202,26 @@ def test_a_pretrained_backbone_beats_a_fresh_one_at_equal_steps(pretrained):
         assert pretrained_ap > scratch_ap + 0.1, (
             f"step {step}: pretrained {pretrained_ap:.3f}, scratch {scratch_ap:.3f}"
         )
+
+
+def test_a_benchmark_stopped_by_sigterm_keeps_its_finished_runs_and_says_how_to_continue(
+    pretrained, monkeypatch, capsys
+):
+    calls = []
+
+    def first_run_then_sigterm(run, sets, options):
+        calls.append(run.key)
+        if len(calls) == 2:
+            raise SystemExit(143)  # what hgtrain fit does when a SIGTERM stops it
+        return [(1, 0.5), (2, 0.6)]
+
+    monkeypatch.setattr(experiment, "run_one", first_run_then_sigterm)
+    with pytest.raises(SystemExit) as exit_:
+        transfer(pretrained, *TINY_TRANSFER, "--output", "stopped")
+    assert exit_.value.code == 143
+    runs = json.loads((pretrained / "stopped" / "results.json").read_text())["runs"]
+    assert list(runs) == ["quads/8/pretrained/seed0"]
+    assert (
+        "stopped during quads/8/scratch/seed0; the same command continues: it keeps the 1 "
+        "finished runs of stopped/results.json and starts this one again"
+    ) in capsys.readouterr().err

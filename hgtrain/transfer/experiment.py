@@ -36,7 +36,7 @@ from lightning.pytorch.callbacks import Callback
 from hgtrain.arguments import ToolParser
 from hgtrain.atomic import write_file_atomically
 from hgtrain.data.generator.downstream import DOWNSTREAM_TASKS
-from hgtrain.lightning_cli import build_cli
+from hgtrain.lightning_cli import SIGTERM_EXIT_STATUS, build_cli
 from hgtrain.transfer.report import write_report
 from hgtrain.transfer.sets import TaskSets, prepare_for_command
 
@@ -219,7 +219,17 @@ def main(args: Sequence[str] | None = None) -> None:
         if run.key in results["runs"]:
             continue
         print(f"hgtrain transfer: run {number}/{len(runs)}: {run.key}", file=sys.stderr)
-        curve = run_one(run, sets[run.task], options)
+        try:
+            curve = run_one(run, sets[run.task], options)
+        except SystemExit as stop:
+            if stop.code == SIGTERM_EXIT_STATUS:
+                print(
+                    f"hgtrain transfer: stopped during {run.key}; the same command continues: "
+                    f"it keeps the {len(results['runs'])} finished runs of {results_path} and "
+                    "starts this one again",
+                    file=sys.stderr,
+                )
+            raise
         results["runs"][run.key] = {"curve": curve}
         text = json.dumps(results, indent=1).encode()
         write_file_atomically(results_path, lambda file, text=text: file.write(text))
