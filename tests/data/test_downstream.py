@@ -169,3 +169,19 @@ def test_train_subset_takes_the_first_images_of_the_training_folder(tmp_path):
         KeypointDataModule(image_size=64, train_subset=9, **folders).setup("fit")
     with pytest.raises(ConfigError, match=r"train_subset=4: takes images of data\.train_dir"):
         KeypointDataModule(image_size=64, train_subset=4)
+
+
+def test_an_own_training_set_smaller_than_a_batch_is_a_config_error(tmp_path):
+    sets = prepare_task_sets("quads", tmp_path, train_size=6, test_size=2, image_size=64)
+    data = KeypointDataModule(
+        image_size=64,
+        batch_size=8,
+        num_workers=0,
+        train_dir=str(sets.train),
+        val_dir=str(sets.test),
+    )
+    data.setup("fit")
+    with pytest.raises(
+        ConfigError, match=r"^data\.batch_size=8: is more than the 6 training images"
+    ):
+        data.train_dataloader()

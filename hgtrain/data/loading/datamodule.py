@@ -520,6 +520,17 @@ class KeypointDataModule(L.LightningDataModule):
             seed=self.seed,
             fresh_epochs=not (trainer and trainer.overfit_batches),
         )
+        if self.train_dir is not None:
+            share = " per device" if world > 1 else ""
+            check(
+                len(sampler) >= self.batch_size,
+                "data",
+                "batch_size",
+                self.batch_size,
+                f"is more than the {len(sampler)} training images{share} of {self.train_dir}, so "
+                "no batch is full and nothing would train (the last partial batch is dropped): "
+                "lower it, or add images",
+            )
         position = self.resume_position
         if position is not None:
             if (position["batch_size"], position["world_size"]) == (self.batch_size, world):
