@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 from PIL import Image
 
 from hgtrain.cli import main
@@ -225,3 +226,13 @@ def test_a_benchmark_stopped_by_sigterm_keeps_its_finished_runs_and_says_how_to_
         "stopped during quads/8/scratch/seed0; the same command continues: it keeps the 1 "
         "finished runs of stopped/results.json and starts this one again"
     ) in capsys.readouterr().err
+
+
+def test_a_second_benchmark_writing_to_the_same_folder_is_refused(pretrained, capsys):
+    (pretrained / "busy").mkdir()
+    another_command = FileLock(pretrained / "busy" / ".lock")
+    with another_command, pytest.raises(SystemExit) as exit_:
+        transfer(pretrained, *TINY_TRANSFER, "--output", "busy")
+    assert exit_.value.code == 2
+    assert "--output=busy: another hgtrain transfer is writing there" in capsys.readouterr().err
+    assert not (pretrained / "busy" / "results.json").exists()

@@ -14,7 +14,8 @@ Every run is ``hgtrain fit --config FIT_CONFIG --config transfer.yaml`` with the
 and seed, in this process, for the same number of steps, evaluating AP@2 on the task's test set
 every ``--eval_every`` steps (the curve; no model is selected on it). Each run logs to TensorBoard
 under ``OUTPUT/runs/TASK/IMAGES/START/seedN`` and is added to ``OUTPUT/results.json`` when it
-ends, so an interrupted benchmark continues where it stopped when the same command runs again.
+ends, so an interrupted benchmark continues where it stopped when the same command runs again
+(a second command writing to the same folder at the same time is refused: ``OUTPUT/.lock``).
 At the end (:mod:`hgtrain.transfer.report`) come ``OUTPUT/transfer.md`` (the table) and
 ``OUTPUT/transfer.png`` (AP@2 against steps).
 """
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from filelock import FileLock, Timeout
 from lightning.pytorch.callbacks import Callback
 
 from hgtrain.arguments import ToolParser
@@ -40,11 +42,22 @@ from hgtrain.lightning_cli import SIGTERM_EXIT_STATUS, build_cli
 from hgtrain.transfer.report import write_report
 from hgtrain.transfer.sets import TaskSets, prepare_for_command
 
-__all__ = ["STARTS", "EvaluationCurve", "Run", "build_parser", "fit_arguments", "main", "run_one"]
+__all__ = [
+    "STARTS",
+    "EvaluationCurve",
+    "Run",
+    "build_parser",
+    "fit_arguments",
+    "main",
+    "run_benchmark",
+    "run_one",
+]
 
 STARTS = ("pretrained", "scratch", "frozen")
 METRIC = "val/map@2"
 RESULTS = "results.json"
+LOCK = ".lock"
+"""Held by the command that writes an output folder, so that a second one there stops at once."""
 
 
 class EvaluationCurve(Callback):
@@ -196,7 +209,25 @@ def main(args: Sequence[str] | None = None) -> None:
             f"--backbone={options.backbone}: no such file; pretrain and export one first "
             "(README, 'Transfer: does pretraining help?')"
         )
-    Path(options.output).mkdir(parents=True, exist_ok=True)
+    output = Path(options.output)
+    output.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(output / LOCK)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        parser.error(
+            f"--output={options.output}: another hgtrain transfer is writing there; wait for it "
+            "to end, or choose another --output"
+        )
+    try:
+        run_benchmark(options, parser)
+    finally:
+        lock.release()
+
+
+def run_benchmark(options: Any, parser: ToolParser) -> None:
+    """The runs of ``options`` that ``OUTPUT/results.json`` lacks, one by one, each added to it
+    when it ends; then the report."""
     results_path = Path(options.output) / RESULTS
     results = load_results(results_path, settings_of(options), parser)
     sets = prepare_for_command(
