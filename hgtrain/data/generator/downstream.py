@@ -21,13 +21,14 @@ Every image is a pure function of its seed, like the pretraining scenes.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from hgtrain.data.generator.backgrounds import BackgroundStyle, render_background
-from hgtrain.data.generator.paint import paint_shape, shapes_to_sample, uncovered
+from hgtrain.data.generator.paint import overlaps, paint_shape, shapes_to_sample, uncovered
 from hgtrain.data.generator.photometric import PhotometricNoise, apply_photometric_noise
 from hgtrain.data.generator.raster import box_window
 from hgtrain.data.generator.shapes import SHAPES, Shape, ShapeRules
@@ -254,16 +255,12 @@ def _place(
         if np.any(first > last):
             continue
         moved = shape.moved(rng.uniform(first, last))
-        if any(_overlap(moved.box + grow, other.box + grow) for other in avoid):
+        if overlaps((moved.box + grow).tolist(), [(o.box + grow).tolist() for o in avoid]):
             continue
         coverage = paint_shape(rng, image, moved, task.min_contrast)
         if coverage is not None:
             return moved, coverage
     return None
-
-
-def _overlap(box: np.ndarray, other: np.ndarray) -> bool:
-    return bool(box[0] < other[2] and other[0] < box[2] and box[1] < other[3] and other[1] < box[3])
 
 
 def _hide_behind(
@@ -283,8 +280,8 @@ def _hide_behind(
             gaps = np.linalg.norm(other.keypoints[:, None] - front.keypoints[None], axis=-1)
             visible &= gaps.min(axis=1) >= min_distance
         kept.append(
-            Shape(
-                other.kind, other.fills, other.keypoints[visible], other.labels[visible], other.box
+            dataclasses.replace(
+                other, keypoints=other.keypoints[visible], labels=other.labels[visible]
             )
         )
     return kept

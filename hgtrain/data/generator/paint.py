@@ -1,4 +1,5 @@
-"""Painting shapes into an image: contrasting colours, exact coverage, what stays visible.
+"""Painting shapes into an image: contrasting colours, exact coverage, free room, what stays
+visible.
 
 Shared by the pretraining scenes (:mod:`hgtrain.data.generator.scene`) and the downstream tasks of
 the transfer benchmark (:mod:`hgtrain.data.generator.downstream`).
@@ -16,6 +17,7 @@ from hgtrain.data.sample import Sample
 __all__ = [
     "VISIBLE_COVERAGE",
     "contrasting_colours",
+    "overlaps",
     "paint_shape",
     "shapes_to_sample",
     "uncovered",
@@ -65,6 +67,12 @@ def contrasting_colours(
         return None
     tint = rng.uniform(-1.0, 1.0, (count, 3)) * rng.uniform(0.0, 60.0)
     return tinted(lumas, tint).astype(np.float32)
+
+
+def overlaps(box: list[float], boxes: list[list[float]]) -> bool:
+    """Whether xyxy ``box`` intersects any of ``boxes``."""
+    x0, y0, x1, y1 = box
+    return any(x0 < b[2] and b[0] < x1 and y0 < b[3] and b[1] < y1 for b in boxes)
 
 
 def uncovered(

@@ -30,7 +30,7 @@ from hgtrain.data.generator.backgrounds import (
     BackgroundStyle,
     render_background,
 )
-from hgtrain.data.generator.paint import paint_shape, shapes_to_sample, uncovered
+from hgtrain.data.generator.paint import overlaps, paint_shape, shapes_to_sample, uncovered
 from hgtrain.data.generator.photos import MISSING, photos_available
 from hgtrain.data.generator.raster import box_window
 from hgtrain.data.generator.shapes import SHAPES, Shape, ShapeRules
@@ -303,7 +303,7 @@ def _place(
         if np.any(first > last):
             continue
         for offset in rng.uniform(first, last, (POSITION_TRIES, 2)):
-            if not _overlaps((shape.box + grow + offset[[0, 1, 0, 1]]).tolist(), taken):
+            if not overlaps((shape.box + grow + offset[[0, 1, 0, 1]]).tolist(), taken):
                 break
         else:
             continue
@@ -311,9 +311,3 @@ def _place(
         if paint_shape(rng, image, shape, config.min_contrast) is not None:
             return shape
     return None
-
-
-def _overlaps(box: list[float], boxes: list[list[float]]) -> bool:
-    """Whether xyxy ``box`` intersects any of ``boxes``."""
-    x0, y0, x1, y1 = box
-    return any(x0 < b[2] and b[0] < x1 and y0 < b[3] and b[1] < y1 for b in boxes)
