@@ -21,11 +21,12 @@ _PUBLIC = {
     "HourglassConfig": "hgtrain.models",
     "KeypointNet": "hgtrain.models",
     "KeypointNetConfig": "hgtrain.models",
+    "PointAP": "hgtrain.task.metrics",
     "build_backbone": "hgtrain.models",
     "get_config": "hgtrain.models",
     "list_backbones": "hgtrain.models",
-    "input_normalization": "hgtrain.pretrained",
-    "load_backbone": "hgtrain.pretrained",
+    "input_normalization": "hgtrain.weights.pretrained",
+    "load_backbone": "hgtrain.weights.pretrained",
 }
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "HourglassConfig",
     "KeypointNet",
     "KeypointNetConfig",
+    "PointAP",
     "__version__",
     "build_backbone",
     "get_config",
@@ -53,7 +55,8 @@ if TYPE_CHECKING:
         get_config,
         list_backbones,
     )
-    from hgtrain.pretrained import input_normalization, load_backbone
+    from hgtrain.task.metrics import PointAP
+    from hgtrain.weights.pretrained import input_normalization, load_backbone
 
 
 def __getattr__(name: str) -> Any:

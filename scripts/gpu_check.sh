@@ -79,8 +79,8 @@ else
     say "running from the source tree"
     export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 fi
-if ! "$python" -c "import hgtrain.benchmark" 2>>"$log"; then
-    say "gpu_check: hgtrain.benchmark does not import (see the end of $log). A missing package"
+if ! "$python" -c "import hgtrain.tools.benchmark" 2>>"$log"; then
+    say "gpu_check: hgtrain.tools.benchmark does not import (see the end of $log). A missing package"
     say "(lightning, torchmetrics, torchvision, numpy, pillow) can be brought as wheels:"
     say "  pip download -d wheels lightning torchmetrics   # on a machine with network"
     say "  scripts/gpu_check.sh --wheels wheels"
@@ -173,7 +173,7 @@ for run in "${runs[@]}"; do
         shape=(--batch_size "${batch[$backbone]}" "${steps[@]}")
     fi
     # shellcheck disable=SC2086  # options are words on purpose
-    if timeout "$left" "$python" -m hgtrain.benchmark --backbone "$backbone" \
+    if timeout "$left" "$python" -m hgtrain.tools.benchmark --backbone "$backbone" \
         --input_size "${size[$backbone]}" --device "$device" "${shape[@]}" \
         $options --json "$out/$name.json" >"$out/$name.txt" 2>>"$log"; then
         done_files+=("$out/$name.json")
@@ -185,7 +185,7 @@ for run in "${runs[@]}"; do
 done
 
 if (( ${#done_files[@]} > 0 )); then
-    "$python" -m hgtrain.benchmark --table "${done_files[@]}" > "$out/table.md"
+    "$python" -m hgtrain.tools.benchmark --table "${done_files[@]}" > "$out/table.md"
     say ""
     cat "$out/table.md" | tee -a "$log"
 fi

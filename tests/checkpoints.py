@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
 
-from hgtrain.module import HourglassKeypointModule
+from hgtrain.training.module import HourglassKeypointModule
 
 from .helpers import keypoint_batch, tiny_backbone
 

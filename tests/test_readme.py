@@ -30,13 +30,13 @@ import torch
 import yaml
 from PIL import Image
 
-from hgtrain.benchmark.time_to_accuracy import read_scalars
-from hgtrain.cli import main
+from hgtrain.cli.lightning_cli import build_cli
+from hgtrain.cli.main import main
 from hgtrain.data.loading.coco_format import read_keypoint_set
 from hgtrain.data.loading.prepare import prepare_synthetic_set
-from hgtrain.lightning_cli import build_cli
 from hgtrain.models import build_backbone
-from hgtrain.models.convert import to_cornernet_lite
+from hgtrain.tools.time_to_accuracy import read_scalars
+from hgtrain.weights.convert import to_cornernet_lite
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

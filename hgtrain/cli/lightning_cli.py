@@ -30,14 +30,14 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from hgtrain import __version__
-from hgtrain.checkpointing import AtomicCheckpointIO, ResumableCheckpoints
 from hgtrain.data.loading.coco_format import DatasetFormatError
 from hgtrain.data.loading.datamodule import KeypointDataModule
-from hgtrain.divergence import DivergenceError, DivergenceGuard
 from hgtrain.errors import ConfigError, find_settings_error
-from hgtrain.module import HourglassKeypointModule
-from hgtrain.prediction_writer import PredictionWriter
-from hgtrain.pretrained import read_checkpoint
+from hgtrain.training.checkpoints import AtomicCheckpointIO, ResumableCheckpoints
+from hgtrain.training.divergence import DivergenceError, DivergenceGuard
+from hgtrain.training.module import HourglassKeypointModule
+from hgtrain.training.prediction_writer import PredictionWriter
+from hgtrain.weights.pretrained import read_checkpoint
 
 MONITOR = "val/map"
 LIGHTNING_CKPT_PATHS = ("last", "best", "hpc", "registry")
@@ -113,7 +113,7 @@ def default_callbacks() -> list[dict[str, Any]]:
     """The callbacks every run has unless a config replaces ``trainer.callbacks``."""
     return [
         {
-            "class_path": "hgtrain.checkpointing.BestCheckpoint",
+            "class_path": "hgtrain.training.checkpoints.BestCheckpoint",
             "init_args": {
                 "monitor": MONITOR,
                 "mode": "max",
@@ -132,10 +132,13 @@ def default_callbacks() -> list[dict[str, Any]]:
         },
         {
             "class_path": "lightning.pytorch.callbacks.ThroughputMonitor",
-            "init_args": {"batch_size_fn": "hgtrain.callbacks.batch_size", "window_size": 10},
+            "init_args": {
+                "batch_size_fn": "hgtrain.training.callbacks.batch_size",
+                "window_size": 10,
+            },
         },
-        {"class_path": "hgtrain.callbacks.KeypointImageLogger"},
-        {"class_path": "hgtrain.callbacks.RunFactsLogger"},
+        {"class_path": "hgtrain.training.callbacks.KeypointImageLogger"},
+        {"class_path": "hgtrain.training.callbacks.RunFactsLogger"},
     ]
 
 

@@ -1,6 +1,6 @@
 """The ``hgtrain`` command: the training subcommands and the tools, behind one entry point.
 
-``fit``, ``validate``, ``test`` and ``predict`` are Lightning's (:mod:`hgtrain.lightning_cli`); the
+``fit``, ``validate``, ``test`` and ``predict`` are Lightning's (:mod:`hgtrain.cli.lightning_cli`); the
 tools (``export``, ``benchmark``, ``data-preview``, ``data-benchmark``, ``time-to-accuracy``,
 ``transfer-data``, ``transfer``) take the same flag style and
 ``--config``. This module imports nothing heavy, so ``hgtrain --version`` and ``hgtrain --help``
@@ -21,23 +21,23 @@ TRAINING = {
     "predict": "decode keypoints with a checkpoint",
 }
 TOOLS = {
-    "export": ("hgtrain.export", "write a trained backbone to a file of its own"),
+    "export": ("hgtrain.weights.export", "write a trained backbone to a file of its own"),
     "benchmark": (
-        "hgtrain.benchmark",
+        "hgtrain.tools.benchmark",
         "time training steps or inference of a network (images/s, latency, memory)",
     ),
-    "data-preview": ("hgtrain.data.preview", "a PNG grid of samples, keypoints and targets"),
-    "data-benchmark": ("hgtrain.data.benchmark", "samples/s of the synthetic data pipeline"),
+    "data-preview": ("hgtrain.tools.data_preview", "a PNG grid of samples, keypoints and targets"),
+    "data-benchmark": ("hgtrain.tools.data_benchmark", "samples/s of the synthetic data pipeline"),
     "time-to-accuracy": (
-        "hgtrain.benchmark.time_to_accuracy",
+        "hgtrain.tools.time_to_accuracy",
         "run a training config over seeds: wall time to a target AP, test results",
     ),
     "transfer-data": (
-        "hgtrain.transfer.sets",
+        "hgtrain.tools.transfer.sets",
         "write the downstream tasks of the transfer benchmark as COCO-keypoints folders",
     ),
     "transfer": (
-        "hgtrain.transfer.experiment",
+        "hgtrain.tools.transfer.experiment",
         "fine-tune a pretrained backbone, a fresh one and a frozen one on the downstream tasks",
     ),
 }
@@ -69,7 +69,7 @@ def main(args: list[str] | None = None) -> None:
     elif argv[0] in TOOLS:
         importlib.import_module(TOOLS[argv[0]][0]).main(argv[1:])
     else:
-        from hgtrain.lightning_cli import build_cli
+        from hgtrain.cli.lightning_cli import build_cli
 
         build_cli(args)
 

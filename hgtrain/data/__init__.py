@@ -2,7 +2,7 @@
 (:mod:`hgtrain.data.loading`: on-disk format, datasets, transforms, the DataModule).
 
 :class:`~hgtrain.data.sample.Sample` is what the two share. The command-line tools live in
-:mod:`hgtrain.data.benchmark` and :mod:`hgtrain.data.preview` (not imported here, so that
+:mod:`hgtrain.tools.data_benchmark` and :mod:`hgtrain.tools.data_preview` (not imported here, so that
 ``python -m`` runs them cleanly).
 """
 

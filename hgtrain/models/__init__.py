@@ -1,5 +1,5 @@
-"""Hourglass backbones of the CornerNet family, their heads, the whole network, and weight
-conversion."""
+"""Hourglass backbones of the CornerNet family, their heads and the whole network (weight
+conversion to and from the original layout: :mod:`hgtrain.weights.convert`)."""
 
 from hgtrain.models.backbone import BackboneOutput, HourglassBackbone, HourglassConfig
 from hgtrain.models.network import KeypointNet, KeypointNetConfig

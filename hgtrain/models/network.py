@@ -2,7 +2,7 @@
 
 Input normalisation, the hourglass backbone and the keypoint heads, built from one
 :class:`KeypointNetConfig` (as timm builds a model from its config), and decoding as a method. The
-training module (``hgtrain.module``) wraps it with targets, loss, metrics and optimiser; inference,
+training module (``hgtrain.training.module``) wraps it with targets, loss, metrics and optimiser; inference,
 export and ``hgtrain.load_backbone(..., with_heads=True)`` use it alone, without Lightning.
 
 Its state-dict keys are ``backbone.*`` (the original CornerNet-Lite ``module.hg.*`` keys without the

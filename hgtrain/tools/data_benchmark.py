@@ -7,7 +7,7 @@ machine may be shared: CPU time is what other load cannot inflate), each the med
 timed runs, and, separately, the cost of encoding the CornerNet targets of a batch with
 :func:`hgtrain.task.targets.encode_targets` on the CPU (the model encodes them on its device).
 
-Run ``python -m hgtrain.data.benchmark`` (or ``hgtrain data-benchmark``) with ``--sizes``,
+Run ``python -m hgtrain.tools.data_benchmark`` (or ``hgtrain data-benchmark``) with ``--sizes``,
 ``--seconds`` per run, ``--runs`` and ``--json true``, or any of them in a YAML file given with
 ``--config FILE``.
 """
@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from hgtrain.arguments import ToolParser
+from hgtrain.cli.arguments import ToolParser
 from hgtrain.data.loading.collate import collate_keypoints
 from hgtrain.data.loading.datamodule import KeypointDataModule
 

@@ -29,7 +29,7 @@ with its defaults. Set ``--image_size`` to your ``data.image_size``.
 
 Run ``hgtrain data-preview --output docs/images/data_preview.png``, or for own data
 ``hgtrain data-preview --data_dir my_set/train --image_size 511 --backbone squeeze --augmented true
---output preview.png`` (``python -m hgtrain.data.preview`` works too; ``--config FILE`` reads the
+--output preview.png`` (``python -m hgtrain.tools.data_preview`` works too; ``--config FILE`` reads the
 options from YAML).
 """
 
@@ -49,7 +49,7 @@ from PIL import Image, ImageDraw
 from torch.utils.data import Dataset
 from torchvision.utils import draw_keypoints, make_grid
 
-from hgtrain.arguments import ToolParser
+from hgtrain.cli.arguments import ToolParser
 from hgtrain.data.generator.backgrounds import BACKGROUNDS
 from hgtrain.data.generator.scene import SCENE_PRESETS, SceneConfig, scene_preset, unseen_scene
 from hgtrain.data.loading.coco_format import DatasetFormatError
@@ -90,7 +90,7 @@ AUGMENTATION = {  # the DataModule's training-pipeline options: type, nargs, hel
 @dataclass(frozen=True)
 class TargetEncoding:
     """How training encodes the targets: the model's stride and Gaussian options (defaults as
-    :class:`hgtrain.module.HourglassKeypointModule`'s; stride 4 as CornerNet and Saccade)."""
+    :class:`hgtrain.training.module.HourglassKeypointModule`'s; stride 4 as CornerNet and Saccade)."""
 
     stride: int = 4
     gaussian_iou: float | None = 0.3

@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hgtrain.arguments import ToolParser
 from hgtrain.atomic import write_file_atomically
-from hgtrain.benchmark.plot import write_line_plot
+from hgtrain.cli.arguments import ToolParser
+from hgtrain.tools.benchmark.plot import write_line_plot
 
 __all__ = ["build_parser", "main", "read_scalars", "run_once", "summarize"]
 
@@ -89,7 +89,7 @@ def run_once(
     directory.mkdir(parents=True, exist_ok=False)
     config = Path(fit_config)
     config_arg = str(config.resolve()) if config.is_file() else fit_config  # else a packaged name
-    command = [sys.executable, "-m", "hgtrain.cli", "fit", "--config", config_arg]
+    command = [sys.executable, "-m", "hgtrain.cli.main", "fit", "--config", config_arg]
     command += ["--seed_everything", str(seed), *fit_args]
     start = time.time()
     with open(directory / "output.log", "wb") as log:

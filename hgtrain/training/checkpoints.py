@@ -61,7 +61,7 @@ class ResumableCheckpoints(Checkpoint):
     """Keeps ``last.ckpt`` fresh within epochs and saves it when the job is told to stop.
 
     A ``Checkpoint`` callback, so Lightning runs it after the others at each step: a step that
-    :class:`~hgtrain.divergence.DivergenceGuard` stops is never saved.
+    :class:`~hgtrain.training.divergence.DivergenceGuard` stops is never saved.
 
     Args:
         every_n_train_steps: refresh ``last.ckpt`` after every N optimiser steps (0: only at

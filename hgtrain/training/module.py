@@ -33,10 +33,10 @@ from hgtrain.models.network import (
     KeypointNetConfig,
     resolve_backbone_config,
 )
-from hgtrain.pretrained import load_backbone_weights, upgrade_state_keys
 from hgtrain.task.losses import HeatmapLoss, LossOutput
 from hgtrain.task.metrics import PointAP
 from hgtrain.task.targets import KeypointTargets, encode_merg_targets, encode_targets
+from hgtrain.weights.pretrained import load_backbone_weights, upgrade_state_keys
 
 Batch = tuple[Tensor, list[dict[str, Tensor]]]
 
@@ -374,7 +374,7 @@ class HourglassKeypointModule(L.LightningModule):
         """Log the synced point-AP results (scalars only) and reset the metric.
 
         An epoch whose images hold no keypoints logs NaN AP values (see :class:`PointAP`), which
-        the best checkpoint never takes (:class:`~hgtrain.checkpointing.BestCheckpoint`), and
+        the best checkpoint never takes (:class:`~hgtrain.training.checkpoints.BestCheckpoint`), and
         warns (not in the sanity check).
         """
         results = metric.compute()

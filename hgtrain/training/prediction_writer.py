@@ -33,8 +33,8 @@ from torchvision.utils import draw_keypoints
 
 from hgtrain.atomic import write_file_atomically
 from hgtrain.data.loading.images import ImageInfo, to_original_pixels
-from hgtrain.data.preview import PALETTE
 from hgtrain.errors import ConfigError
+from hgtrain.tools.data_preview import PALETTE
 
 __all__ = ["PredictionWriter"]
 

@@ -22,7 +22,7 @@
 - ``onnx``: an ONNX model, weights inside (needs the ``deploy`` extra:
   ``pip install 'hgtrain[deploy]'``).
 
-The first two hold the backbone's weights only. The last two are graphs (:mod:`hgtrain.deploy`) of
+The first two hold the backbone's weights only. The last two are graphs (:mod:`hgtrain.weights.deploy`) of
 ``--part network`` (default; a training checkpoint's whole network: float32 RGB images in [0, 1],
 [B, 3, N, N] -> the last stack's heatmap logits and offsets, normalisation inside, decoding left to
 :meth:`KeypointNet.decode`) or ``--part backbone`` (normalised images -> every stack's features;
@@ -49,12 +49,13 @@ from typing import Any, NamedTuple
 import torch
 from jsonargparse import Namespace
 
-from hgtrain import __version__, deploy
-from hgtrain.arguments import ToolParser
+from hgtrain import __version__
 from hgtrain.atomic import atomic_path
+from hgtrain.cli.arguments import ToolParser
 from hgtrain.models.backbone import HourglassBackbone
-from hgtrain.models.convert import load_state_exactly, to_cornernet_lite
-from hgtrain.pretrained import (
+from hgtrain.weights import deploy
+from hgtrain.weights.convert import load_state_exactly, to_cornernet_lite
+from hgtrain.weights.pretrained import (
     BACKBONE_FORMAT,
     BACKBONE_FORMAT_VERSION,
     is_backbone_export,
@@ -247,7 +248,7 @@ def export_for_deployment(
     tolerance: float = deploy.TOLERANCE,
 ) -> Deployment:
     """Write ``part`` of ``ckpt_path`` as a ``torch-export`` or ``onnx`` file at ``output``, checked
-    against the eager model (:func:`hgtrain.deploy.save_checked`); nothing is written when the
+    against the eager model (:func:`hgtrain.weights.deploy.save_checked`); nothing is written when the
     check fails. ``input_size`` defaults to the one the checkpoint was trained at."""
     if format not in deploy.FORMATS:
         raise ValueError(f"format must be one of {deploy.FORMATS}, got {format!r}")
@@ -289,7 +290,7 @@ def check_options(parser: ToolParser, options: Namespace) -> None:
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of ``hgtrain export`` and ``python -m hgtrain.export``."""
+    """Entry point of ``hgtrain export`` and ``python -m hgtrain.weights.export``."""
     parser = ToolParser(
         prog="hgtrain export",
         description="Write a trained backbone, or the whole trained network, to a file of its own: "

@@ -30,8 +30,8 @@ from typing import Any, Literal, overload
 import torch
 
 from hgtrain.models.backbone import HourglassBackbone, HourglassConfig
-from hgtrain.models.convert import from_cornernet_lite, infer_config, load_state_exactly
 from hgtrain.models.network import KeypointNet, KeypointNetConfig, resolve_backbone_config
+from hgtrain.weights.convert import from_cornernet_lite, infer_config, load_state_exactly
 
 BACKBONE_FORMAT = "hgtrain-backbone"
 BACKBONE_FORMAT_VERSION = 1

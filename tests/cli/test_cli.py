@@ -19,12 +19,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from hgtrain.cli import main
+from hgtrain.cli.lightning_cli import build_cli, claim_version_directory, find_config
+from hgtrain.cli.main import main
 from hgtrain.data.loading.transforms import ObjectCrop
-from hgtrain.lightning_cli import build_cli, claim_version_directory, find_config
 from hgtrain.models import HourglassConfig
-
-from .helpers import tiny_backbone
+from tests.helpers import tiny_backbone
 
 SHIPPED = sorted(p.name for p in (resources.files("hgtrain") / "configs").iterdir())
 MODEL_CONFIGS = ["cornernet.yaml", "saccade.yaml", "squeeze.yaml", "quickstart.yaml"]
@@ -218,10 +217,14 @@ def test_print_config_lists_the_default_logger_and_callbacks(capsys):
 def test_a_config_replaces_the_default_callbacks(tmp_path):
     replaced = tmp_path / "callbacks.yaml"
     replaced.write_text(
-        "trainer:\n  callbacks:\n  - class_path: hgtrain.callbacks.RunFactsLogger\n"
+        "trainer:\n  callbacks:\n  - class_path: hgtrain.training.callbacks.RunFactsLogger\n"
     )
     cli = build_cli(["--config", str(tiny_config(tmp_path)), "--config", str(replaced)], run=False)
-    own = [c for c in cli.trainer.callbacks if type(c).__module__.startswith("hgtrain.callbacks")]
+    own = [
+        c
+        for c in cli.trainer.callbacks
+        if type(c).__module__.startswith("hgtrain.training.callbacks")
+    ]
     assert [type(c).__name__ for c in own] == ["RunFactsLogger"]
     assert not any(isinstance(c, ModelCheckpoint) and c.monitor for c in cli.trainer.callbacks)
 
@@ -263,7 +266,7 @@ def test_a_gpu_config_without_a_gpu_names_the_cpu_preset(capsys, monkeypatch):
 
 def test_hgtrain_version_and_help_answer_without_importing_torch():
     code = (
-        "import sys; from hgtrain.cli import main; main(['--version']); main(['--help']); "
+        "import sys; from hgtrain.cli.main import main; main(['--version']); main(['--help']); "
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     out = subprocess.run(

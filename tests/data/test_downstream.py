@@ -19,8 +19,8 @@ from hgtrain.data.generator.shapes import ShapeRules
 from hgtrain.data.loading.coco_format import read_keypoint_set
 from hgtrain.data.loading.datamodule import KeypointDataModule
 from hgtrain.errors import ConfigError
-from hgtrain.transfer import sets as task_sets
-from hgtrain.transfer.sets import prepare_task_sets
+from hgtrain.tools.transfer import sets as task_sets
+from hgtrain.tools.transfer.sets import prepare_task_sets
 
 RULES = ShapeRules()
 

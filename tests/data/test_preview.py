@@ -7,14 +7,14 @@ import shutil
 import pytest
 from PIL import Image
 
-from hgtrain.data import preview
 from hgtrain.data.loading.coco_format import write_keypoint_set
 from hgtrain.data.loading.datamodule import KeypointDataModule
 from hgtrain.data.loading.folder import KeypointFolder
 from hgtrain.data.loading.synthetic import SyntheticKeypoints
 from hgtrain.data.loading.transforms import ResizePad
 from hgtrain.data.sample import CLASS_NAMES
-from hgtrain.module import HourglassKeypointModule
+from hgtrain.tools import data_preview as preview
+from hgtrain.training.module import HourglassKeypointModule
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hgtrain.data import preview
 from hgtrain.data.generator import backgrounds, photos, scene
 from hgtrain.data.generator.backgrounds import BACKGROUNDS, LUMA, BackgroundStyle
 from hgtrain.data.generator.scene import (
@@ -22,6 +21,7 @@ from hgtrain.data.loading.coco_format import read_keypoint_set, write_keypoint_s
 from hgtrain.data.loading.datamodule import KeypointDataModule
 from hgtrain.data.sample import CLASS_NAMES
 from hgtrain.errors import ConfigError
+from hgtrain.tools import data_preview as preview
 
 BUILT_IN = [name for name in BACKGROUNDS if name != "photo"]
 

@@ -96,7 +96,7 @@ def test_full_squeeze_computes_the_reference_function(training):
 
 
 def test_the_speed_comparison_trains_both_implementations_identically():
-    from hgtrain.benchmark import BenchmarkConfig
+    from hgtrain.tools.benchmark import BenchmarkConfig
     from tests.reference.compare import compare
 
     config = BenchmarkConfig(

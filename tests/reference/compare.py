@@ -25,13 +25,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from hgtrain.arguments import OptionError, ToolParser
-from hgtrain.benchmark.measure import compare as time_ratios
-from hgtrain.benchmark.measure import interleave, machine_info, spread, throughput
-from hgtrain.benchmark.report import versus_summary
-from hgtrain.benchmark.training import BenchmarkConfig, build_module, prepare
+from hgtrain.cli.arguments import OptionError, ToolParser
 from hgtrain.models import BackboneOutput, HourglassConfig, list_backbones
-from hgtrain.module import HourglassKeypointModule
+from hgtrain.tools.benchmark.measure import compare as time_ratios
+from hgtrain.tools.benchmark.measure import interleave, machine_info, spread, throughput
+from hgtrain.tools.benchmark.report import versus_summary
+from hgtrain.tools.benchmark.training import BenchmarkConfig, build_module, prepare
+from hgtrain.training.module import HourglassKeypointModule
 from tests.reference import cornernet_lite
 
 

@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from hgtrain.metrics import PointAP
+from hgtrain import PointAP
 
 
 def _pred(points, scores, labels):

@@ -12,10 +12,13 @@ import pytest
 import torch
 
 from hgtrain import build_backbone
-from hgtrain.benchmark import build_parser, inference, main, training
-from hgtrain.benchmark.inference import TEST_SIZES, InferenceConfig, Predictor, build_network
-from hgtrain.benchmark.report import describe_setting, format_table
-from hgtrain.benchmark.training import (
+from hgtrain.models import HourglassBackbone
+from hgtrain.models.blocks import CheckpointableBlock
+from hgtrain.models.flops import inference_flops, training_flops
+from hgtrain.tools.benchmark import build_parser, inference, main, training
+from hgtrain.tools.benchmark.inference import TEST_SIZES, InferenceConfig, Predictor, build_network
+from hgtrain.tools.benchmark.report import describe_setting, format_table
+from hgtrain.tools.benchmark.training import (
     TRAINING_SIZES,
     BenchmarkConfig,
     benchmark,
@@ -23,12 +26,8 @@ from hgtrain.benchmark.training import (
     data_throughput,
     versus,
 )
-from hgtrain.models import HourglassBackbone
-from hgtrain.models.blocks import CheckpointableBlock
-from hgtrain.models.flops import inference_flops, training_flops
-
-from .helpers import tiny_backbone
-from .models.conftest import tiny_config
+from tests.helpers import tiny_backbone
+from tests.models.conftest import tiny_config
 
 
 def train_once(backbone: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -156,7 +155,7 @@ def test_command_line_writes_json(tmp_path):
     path = tmp_path / "out" / "result.json"
     command = "--backbone squeeze --input_size 127 --batch_size 2 --steps 1 --warmup 0"
     subprocess.run(
-        [sys.executable, "-m", "hgtrain.benchmark", *command.split(), "--json", str(path)],
+        [sys.executable, "-m", "hgtrain.tools.benchmark", *command.split(), "--json", str(path)],
         check=True,
         timeout=300,
     )

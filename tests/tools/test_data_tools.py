@@ -3,8 +3,9 @@ import json
 import pytest
 from PIL import Image
 
-from hgtrain.data import benchmark, preview
 from hgtrain.data.loading.synthetic import SyntheticKeypoints
+from hgtrain.tools import data_benchmark as benchmark
+from hgtrain.tools import data_preview as preview
 
 
 def test_benchmark_reports_samples_per_second_and_encoding_cost(capsys):

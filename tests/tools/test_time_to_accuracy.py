@@ -10,8 +10,8 @@ import xml.etree.ElementTree as ET
 import pytest
 from torch.utils.tensorboard import SummaryWriter
 
-from hgtrain.benchmark.plot import line_plot_svg, nice_ticks, write_line_plot
-from hgtrain.benchmark.time_to_accuracy import main, read_scalars, report_table, summarize
+from hgtrain.tools.benchmark.plot import line_plot_svg, nice_ticks, write_line_plot
+from hgtrain.tools.time_to_accuracy import main, read_scalars, report_table, summarize
 
 
 def test_ticks_are_round_steps_that_cover_the_range():

@@ -13,10 +13,10 @@ import torch
 from filelock import FileLock
 from PIL import Image
 
-from hgtrain.cli import main
-from hgtrain.transfer import experiment
-from hgtrain.transfer.experiment import Run
-from hgtrain.transfer.report import markdown_table, steps_to_reach, summarize, write_plot
+from hgtrain.cli.main import main
+from hgtrain.tools.transfer import experiment
+from hgtrain.tools.transfer.experiment import Run
+from hgtrain.tools.transfer.summary import markdown_table, steps_to_reach, summarize, write_plot
 
 TINY_FIT = [
     "--data.image_size", "64",

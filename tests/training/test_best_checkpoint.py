@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from hgtrain.checkpointing import BestCheckpoint
+from hgtrain.training.checkpoints import BestCheckpoint
 from tests.checkpoints import tiny_module
 from tests.helpers import keypoint_batch
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from hgtrain.divergence import DivergenceError, DivergenceGuard
+from hgtrain.training.divergence import DivergenceError, DivergenceGuard
 
 
 class OneProcess:

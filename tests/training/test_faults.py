@@ -15,9 +15,8 @@ import lightning as L
 import pytest
 import torch
 
-from hgtrain.cli import main
-
-from .test_cli import last_weights, tiny_config
+from hgtrain.cli.main import main
+from tests.cli.test_cli import last_weights, tiny_config
 
 
 @pytest.fixture(autouse=True)
@@ -91,8 +90,8 @@ def test_a_sigterm_during_validation_keeps_the_checkpoint_saved_before_it(tmp_pa
 
 KILL_ON_SECOND_WRITE = """
 import os, signal, sys
-import hgtrain.checkpointing as checkpointing
-from hgtrain.cli import main
+import hgtrain.training.checkpoints as checkpointing
+from hgtrain.cli.main import main
 
 real, writes = checkpointing.write_file_atomically, []
 
@@ -202,7 +201,7 @@ def sigterm_the_job(tmp_path: Path, *options: str, after: float = 0.0) -> tuple[
     whole group SIGTERM ``after`` seconds past its first best checkpoint, and return the exit
     status and what it printed on stderr."""
     config = tiny_config(tmp_path, max_epochs=1000)
-    command = [sys.executable, "-m", "hgtrain.cli", "fit", "--config", str(config)]
+    command = [sys.executable, "-m", "hgtrain.cli.main", "fit", "--config", str(config)]
     command += ["--data.num_workers", "2", "--data.persistent_workers", "true", *options]
     log = tmp_path / "stderr.log"
     with log.open("w") as stderr:

@@ -9,10 +9,9 @@ from lightning.pytorch.callbacks import BackboneFinetuning
 from lightning.pytorch.cli import LightningCLI
 
 from hgtrain import load_backbone
-from hgtrain.export import export_backbone
-from hgtrain.module import HourglassKeypointModule
-
-from .checkpoints import fit, tiny_module, train_checkpoint
+from hgtrain.training.module import HourglassKeypointModule
+from hgtrain.weights.export import export_backbone
+from tests.checkpoints import fit, tiny_module, train_checkpoint
 
 FINETUNE_CONFIG = Path(__file__).resolve().parents[1] / "hgtrain" / "configs" / "finetune.yaml"
 

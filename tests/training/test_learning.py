@@ -11,7 +11,7 @@ import torch
 from hgtrain.data.generator.scene import SceneConfig
 from hgtrain.data.loading.datamodule import KeypointDataModule
 from hgtrain.models import HourglassConfig
-from hgtrain.module import HourglassKeypointModule
+from hgtrain.training.module import HourglassKeypointModule
 
 
 def test_a_tiny_model_reaches_point_ap_0_9_at_4_px_within_15_seconds(tmp_path):

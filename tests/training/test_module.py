@@ -5,10 +5,9 @@ import pytest
 import torch
 
 from hgtrain.errors import ConfigError
-from hgtrain.module import HourglassKeypointModule
-
-from .checkpoints import tiny_module
-from .helpers import keypoint_batch, tiny_backbone
+from hgtrain.training.module import HourglassKeypointModule
+from tests.checkpoints import tiny_module
+from tests.helpers import keypoint_batch, tiny_backbone
 
 
 @pytest.fixture(params=["cornernet", "saccade", "squeeze"])

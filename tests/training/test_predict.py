@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hgtrain.cli import main
-
-from .test_cli import tiny_config
+from hgtrain.cli.main import main
+from tests.cli.test_cli import tiny_config
 
 GOOD = {"a.png": (80, 50), "b.jpg": (64, 120), "street/c.png": (200, 100), "d.jpeg": (30, 30)}
 BAD = "e.png"

@@ -7,9 +7,8 @@ from lightning.pytorch.callbacks import BackboneFinetuning
 from torch.utils.data import DataLoader
 
 from hgtrain.errors import ConfigError
-
-from .checkpoints import fit, tiny_module
-from .helpers import keypoint_batch
+from tests.checkpoints import fit, tiny_module
+from tests.helpers import keypoint_batch
 
 
 class LearningRates(L.Callback):

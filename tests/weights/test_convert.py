@@ -6,15 +6,14 @@ import pytest
 import torch
 
 from hgtrain import build_backbone, get_config, load_backbone
-from hgtrain.models.convert import (
+from hgtrain.weights.convert import (
     ECCV_TO_LITE,
     from_cornernet_lite,
     infer_config,
     load_state_exactly,
     to_cornernet_lite,
 )
-
-from .conftest import tiny_config
+from tests.models.conftest import tiny_config
 
 FAKE_HEADS = {
     "module.tl_heats.0.0.conv.weight": torch.zeros(4, 8, 3, 3),

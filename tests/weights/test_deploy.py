@@ -9,11 +9,10 @@ import pytest
 import torch
 
 import hgtrain
-from hgtrain import deploy
-from hgtrain.export import main
 from hgtrain.models.network import RawOutput
-
-from .checkpoints import fit, tiny_module, train_checkpoint
+from hgtrain.weights import deploy
+from hgtrain.weights.export import main
+from tests.checkpoints import fit, tiny_module, train_checkpoint
 
 TOLERANCE = 1e-4
 DEPLOY_EXTRA = "ONNX export needs the deploy extra: pip install 'hgtrain[deploy]'"

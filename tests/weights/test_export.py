@@ -9,11 +9,10 @@ import pytest
 import torch
 
 import hgtrain
-from hgtrain.export import main
+from hgtrain.weights.export import main
+from tests.checkpoints import MONITOR, train_checkpoint
+from tests.helpers import tiny_backbone
 from tests.reference import cornernet_lite
-
-from .checkpoints import MONITOR, train_checkpoint
-from .helpers import tiny_backbone
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -216,7 +215,7 @@ def test_a_truncated_checkpoint_or_export_is_named(trained, exported, tmp_path):
 
 
 def test_python_m_hgtrain_export_reports_errors_on_stderr(tmp_path):
-    command = [sys.executable, "-m", "hgtrain.export"]
+    command = [sys.executable, "-m", "hgtrain.weights.export"]
     command += ["--ckpt_path", str(tmp_path / "missing.ckpt"), "--output", str(tmp_path / "b.pt")]
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 1

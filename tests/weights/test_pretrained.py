@@ -9,13 +9,12 @@ import pytest
 import torch
 
 from hgtrain import build_backbone, load_backbone
-from hgtrain.models.convert import to_cornernet_lite
 from hgtrain.models.network import KeypointNet
-from hgtrain.module import HourglassKeypointModule
-from hgtrain.pretrained import input_normalization, load_backbone_weights
-
-from .checkpoints import tiny_module, train_checkpoint
-from .helpers import keypoint_batch, tiny_backbone
+from hgtrain.training.module import HourglassKeypointModule
+from hgtrain.weights.convert import to_cornernet_lite
+from hgtrain.weights.pretrained import input_normalization, load_backbone_weights
+from tests.checkpoints import tiny_module, train_checkpoint
+from tests.helpers import keypoint_batch, tiny_backbone
 
 
 @pytest.fixture(scope="module")

@@ -3,28 +3,28 @@ memory).
 
 Two modes, each on synthetic inputs made once before timing, so that only the network is timed:
 
-* training (default, :mod:`~hgtrain.benchmark.training`): full optimisation steps of ``hgtrain
+* training (default, :mod:`~hgtrain.tools.benchmark.training`): full optimisation steps of ``hgtrain
   fit`` (normalisation, target encoding, every stack's losses, backward, Adam), with the data
   pipeline measured on its own (``--data_workers N``) and reported next to it;
-* inference (``--mode inference``, :mod:`~hgtrain.benchmark.inference`): the whole network with
+* inference (``--mode inference``, :mod:`~hgtrain.tools.benchmark.inference`): the whole network with
   decoding in eval mode: batch-1 latency and batch-N throughput, eager, ``torch.compile`` or the
   ``torch.export`` program.
 
 Both report medians and quartiles after a warm-up, images/s, FLOPs (counted once, in
 :mod:`hgtrain.models.flops`) and the achieved FLOP/s, and peak memory
-(:mod:`~hgtrain.benchmark.measure`). Options take the flag style of the Lightning subcommands
+(:mod:`~hgtrain.tools.benchmark.measure`). Options take the flag style of the Lightning subcommands
 (``--batch_size 8 --channels_last true``), ``--config FILE`` reads any of them from a YAML file
-(:mod:`~hgtrain.benchmark.cli`); before timing, a line says which configuration runs. ``--json
+(:mod:`~hgtrain.tools.benchmark.command`); before timing, a line says which configuration runs. ``--json
 FILE`` writes the result, and ``--table`` prints Markdown tables of earlier results
-(:mod:`~hgtrain.benchmark.report`).
+(:mod:`~hgtrain.tools.benchmark.report`).
 
 On a machine shared with other work, ``--versus OPTION`` times a configuration against itself with
 one option on, both in one process with their calls interleaved, and reports the time ratio: the
 fair way to measure an option's cost or gain when absolute times drift.
 """
 
-from hgtrain.benchmark.cli import build_parser, main
-from hgtrain.benchmark.inference import InferenceConfig
-from hgtrain.benchmark.training import BenchmarkConfig
+from hgtrain.tools.benchmark.command import build_parser, main
+from hgtrain.tools.benchmark.inference import InferenceConfig
+from hgtrain.tools.benchmark.training import BenchmarkConfig
 
 __all__ = ["BenchmarkConfig", "InferenceConfig", "build_parser", "main"]

@@ -1,7 +1,7 @@
-"""``python -m hgtrain.benchmark``: the same as ``hgtrain benchmark``."""
+"""``python -m hgtrain.tools.benchmark``: the same as ``hgtrain benchmark``."""
 
 import sys
 
-from hgtrain.benchmark.cli import main
+from hgtrain.tools.benchmark.command import main
 
 main(sys.argv[1:])

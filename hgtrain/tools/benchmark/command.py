@@ -1,4 +1,4 @@
-"""The command line of ``hgtrain benchmark`` (and ``python -m hgtrain.benchmark``): options, one-line
+"""The command line of ``hgtrain benchmark`` (and ``python -m hgtrain.tools.benchmark``): options, one-line
 errors, and the run of one configuration in either mode."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from typing import Any
 
 import torch
 
-from hgtrain.arguments import OptionError, ToolParser
-from hgtrain.benchmark import inference, training
-from hgtrain.benchmark.inference import InferenceConfig
-from hgtrain.benchmark.report import announce, format_table, summary, versus_summary
-from hgtrain.benchmark.training import BenchmarkConfig
+from hgtrain.cli.arguments import OptionError, ToolParser
 from hgtrain.models.checkpointing import CHECKPOINTING_MODES
 from hgtrain.models.registry import list_backbones
+from hgtrain.tools.benchmark import inference, training
+from hgtrain.tools.benchmark.inference import InferenceConfig
+from hgtrain.tools.benchmark.report import announce, format_table, summary, versus_summary
+from hgtrain.tools.benchmark.training import BenchmarkConfig
 
 __all__ = ["MODES", "build_parser", "main", "make_config"]
 
@@ -88,7 +88,7 @@ def build_parser() -> ToolParser:
         "--export",
         type=bool,
         default=False,
-        help="true: time the torch.export program of the network (hgtrain.deploy); inference only",
+        help="true: time the torch.export program of the network (hgtrain.weights.deploy); inference only",
     )
     parser.add_argument(
         "--activation_checkpointing",

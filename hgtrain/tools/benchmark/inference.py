@@ -1,6 +1,6 @@
 """Inference mode: time the whole network as deployed, decoding included.
 
-One call takes float32 RGB images in [0, 1] (the input of an exported program, ``hgtrain.deploy``)
+One call takes float32 RGB images in [0, 1] (the input of an exported program, ``hgtrain.weights.deploy``)
 and returns decoded keypoints: :class:`~hgtrain.models.network.KeypointNet`'s normalisation,
 backbone and last-stack heads, in eval mode under ``torch.inference_mode`` (and bf16 autocast with
 ``precision="bf16"``), then :meth:`KeypointNet.decode` (sigmoid, max-pool NMS, top-k, offsets) on
@@ -9,7 +9,7 @@ the raw outputs. The raw outputs come from one of three runtimes:
 * eager: the module itself;
 * ``compile``: ``torch.compile`` of it (static shapes: one graph per batch size, both compiled in
   the warm-up);
-* ``export``: the ``torch.export`` program's ``.module()`` (:func:`hgtrain.deploy.export_program`,
+* ``export``: the ``torch.export`` program's ``.module()`` (:func:`hgtrain.weights.deploy.export_program`,
   dynamic batch), exported in float32 before timing; bf16 runs it under autocast.
 
 Decoding stays eager in all three, as it does after an exported program.
@@ -19,7 +19,7 @@ calls at ``batch_size`` (median and quartiles of each), inference FLOPs per imag
 (:func:`hgtrain.models.flops.inference_flops`: convolutions and matrix products of the last-stack
 forward; decoding, a few element-wise passes over the heatmaps, is timed but not counted) and the
 achieved GFLOP/s, and peak memory
-(:mod:`hgtrain.benchmark.measure`): ``state_memory_mib`` is the weights and buffers,
+(:mod:`hgtrain.tools.benchmark.measure`): ``state_memory_mib`` is the weights and buffers,
 ``call_memory_mib`` the rest of the peak. :func:`versus` interleaves a configuration with itself
 plus one option.
 """
@@ -34,8 +34,11 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from hgtrain.arguments import OptionError
-from hgtrain.benchmark.measure import (
+from hgtrain.cli.arguments import OptionError
+from hgtrain.models.backbone import HourglassConfig
+from hgtrain.models.flops import inference_flops
+from hgtrain.models.network import KeypointNet, KeypointNetConfig, RawOutput
+from hgtrain.tools.benchmark.measure import (
     MIB,
     PeakMemory,
     compare,
@@ -46,17 +49,14 @@ from hgtrain.benchmark.measure import (
     throughput,
     time_call,
 )
-from hgtrain.benchmark.workload import (
+from hgtrain.tools.benchmark.workload import (
     autocast,
     check_common_options,
     class_names,
     synthetic_images,
     with_option_on,
 )
-from hgtrain.deploy import export_program, exportable
-from hgtrain.models.backbone import HourglassConfig
-from hgtrain.models.flops import inference_flops
-from hgtrain.models.network import KeypointNet, KeypointNetConfig, RawOutput
+from hgtrain.weights.deploy import export_program, exportable
 
 __all__ = [
     "TEST_SIZES",

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from hgtrain.benchmark import inference, training
-from hgtrain.benchmark.inference import InferenceConfig
-from hgtrain.benchmark.training import BenchmarkConfig
+from hgtrain.tools.benchmark import inference, training
+from hgtrain.tools.benchmark.inference import InferenceConfig
+from hgtrain.tools.benchmark.training import BenchmarkConfig
 
 __all__ = [
     "announce",

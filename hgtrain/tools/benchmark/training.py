@@ -3,11 +3,11 @@
 A step is what one optimisation step of ``hgtrain fit`` costs without the data loader: the uint8
 batch is normalised on the device, the targets are encoded, the focal and offset losses of every
 stack are computed (``HourglassKeypointModule.shared_step``), then backward and an Adam step, on a
-synthetic batch made once (:mod:`hgtrain.benchmark.workload`).
+synthetic batch made once (:mod:`hgtrain.tools.benchmark.workload`).
 
 Reported (:func:`benchmark`): step times after warm-up and images/s, the FLOPs of one step
 (:func:`hgtrain.models.flops.training_flops`: forward and backward, no checkpoint recomputation)
-and the achieved TFLOP/s, and peak memory (:mod:`hgtrain.benchmark.measure`).
+and the achieved TFLOP/s, and peak memory (:mod:`hgtrain.tools.benchmark.measure`).
 ``state_memory_mib`` is what persists between steps (weights, buffers, Adam's moments), counted
 exactly; ``step_memory_mib``, the rest of the peak, is what a step adds on top: activations,
 gradients (freed by ``zero_grad(set_to_none=True)`` between steps) and workspace, the part that batch
@@ -25,8 +25,11 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from hgtrain.arguments import OptionError
-from hgtrain.benchmark.measure import (
+from hgtrain.cli.arguments import OptionError
+from hgtrain.models.backbone import HourglassConfig
+from hgtrain.models.checkpointing import CHECKPOINTING_MODES, ActivationCheckpointing
+from hgtrain.models.flops import training_flops
+from hgtrain.tools.benchmark.measure import (
     MIB,
     PeakMemory,
     compare,
@@ -37,18 +40,15 @@ from hgtrain.benchmark.measure import (
     throughput,
     time_call,
 )
-from hgtrain.benchmark.workload import (
+from hgtrain.tools.benchmark.workload import (
     autocast,
     check_common_options,
     class_names,
     synthetic_batch,
     with_option_on,
 )
-from hgtrain.data.benchmark import benchmark_size
-from hgtrain.models.backbone import HourglassConfig
-from hgtrain.models.checkpointing import CHECKPOINTING_MODES, ActivationCheckpointing
-from hgtrain.models.flops import training_flops
-from hgtrain.module import Batch, HourglassKeypointModule
+from hgtrain.tools.data_benchmark import benchmark_size
+from hgtrain.training.module import Batch, HourglassKeypointModule
 
 __all__ = [
     "TRAINING_SIZES",
@@ -159,7 +159,7 @@ def data_throughput(
 ) -> dict[str, Any]:
     """Samples/s of one DataLoader worker of the default training pipeline, against the model.
 
-    Measured in this process with one thread, as a worker runs (``hgtrain.data.benchmark``).
+    Measured in this process with one thread, as a worker runs (``hgtrain.tools.data_benchmark``).
     ``workers_needed`` uses the CPU-time rate, what one dedicated core delivers; ``workers``
     workers give about ``workers`` times the per-worker rate while there are that many free cores.
     """
@@ -277,7 +277,7 @@ def versus(config: BenchmarkConfig, option: str) -> dict[str, Any]:
 
     A side's peak is its persistent state (parameters, buffers, Adam's moments) plus the most a
     step adds above what is in use before it (activations, gradients, temporaries; measured per
-    step, see :func:`~hgtrain.benchmark.measure.interleave`), so the other side's state does not
+    step, see :func:`~hgtrain.tools.benchmark.measure.interleave`), so the other side's state does not
     count.
     """
     other = switched_on(config, option)

@@ -12,11 +12,11 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
-from hgtrain.arguments import OptionError
+from hgtrain.cli.arguments import OptionError
 from hgtrain.data.sample import CLASS_NAMES
 from hgtrain.models.backbone import HourglassConfig
 from hgtrain.models.registry import get_config
-from hgtrain.module import Batch
+from hgtrain.training.module import Batch
 
 __all__ = ["check_common_options", "class_names", "synthetic_batch", "synthetic_images"]
 
@@ -124,7 +124,7 @@ def synthetic_images(
     channels_last: bool = False,
 ) -> Tensor:
     """Random float32 RGB images in [0, 1], [B, 3, S, S]: the input of an exported network
-    (``hgtrain.deploy``), which the eager network takes too."""
+    (``hgtrain.weights.deploy``), which the eager network takes too."""
     generator = torch.Generator().manual_seed(seed)
     images = torch.rand(batch_size, 3, input_size, input_size, generator=generator).to(device)
     if channels_last:

@@ -1,7 +1,7 @@
 """``hgtrain transfer``: does a backbone pretrained here help on tasks it never saw?
 
 For each downstream task (:mod:`hgtrain.data.generator.downstream`, written by
-:mod:`hgtrain.transfer.sets`), each number of labelled training images and each seed, the same
+:mod:`hgtrain.tools.transfer.sets`), each number of labelled training images and each seed, the same
 fine-tuning recipe runs from three starts:
 
 - ``pretrained``: the backbone loaded from ``--backbone`` (a file of ``hgtrain export`` or a
@@ -16,7 +16,7 @@ every ``--eval_every`` steps (the curve; no model is selected on it). Each run l
 under ``OUTPUT/runs/TASK/IMAGES/START/seedN`` and is added to ``OUTPUT/results.json`` when it
 ends, so an interrupted benchmark continues where it stopped when the same command runs again
 (a second command writing to the same folder at the same time is refused: ``OUTPUT/.lock``).
-At the end (:mod:`hgtrain.transfer.report`) come ``OUTPUT/transfer.md`` (the table) and
+At the end (:mod:`hgtrain.tools.transfer.summary`) come ``OUTPUT/transfer.md`` (the table) and
 ``OUTPUT/transfer.png`` (AP@2 against steps).
 """
 
@@ -35,12 +35,12 @@ import lightning as L
 from filelock import FileLock, Timeout
 from lightning.pytorch.callbacks import Callback
 
-from hgtrain.arguments import ToolParser
 from hgtrain.atomic import write_file_atomically
+from hgtrain.cli.arguments import ToolParser
+from hgtrain.cli.lightning_cli import SIGTERM_EXIT_STATUS, build_cli
 from hgtrain.data.generator.downstream import DOWNSTREAM_TASKS
-from hgtrain.lightning_cli import SIGTERM_EXIT_STATUS, build_cli
-from hgtrain.transfer.report import write_report
-from hgtrain.transfer.sets import TaskSets, prepare_for_command
+from hgtrain.tools.transfer.sets import TaskSets, prepare_for_command
+from hgtrain.tools.transfer.summary import write_report
 
 __all__ = [
     "STARTS",
@@ -108,7 +108,7 @@ def fit_arguments(run: Run, sets: TaskSets, options: Any) -> list[str]:
         *("--trainer.logger.init_args.save_dir", str(logs)),
         *("--trainer.logger.init_args.name", run.key.rsplit("/", 1)[0]),
         *("--trainer.logger.init_args.version", f"seed{run.seed}"),
-        "--trainer.callbacks+=hgtrain.transfer.experiment.EvaluationCurve",
+        "--trainer.callbacks+=hgtrain.tools.transfer.experiment.EvaluationCurve",
         *options.fit_args,
     ]
 

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from hgtrain.arguments import ToolParser
+from hgtrain.cli.arguments import ToolParser
 from hgtrain.data.generator.downstream import DOWNSTREAM_TASKS, DownstreamTask, render_task_image
 from hgtrain.data.generator.photos import photos_available
 from hgtrain.data.loading.coco_format import write_keypoint_set

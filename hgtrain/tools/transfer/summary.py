@@ -20,7 +20,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 from hgtrain.atomic import write_file_atomically
-from hgtrain.benchmark.plot import nice_ticks
+from hgtrain.tools.benchmark.plot import nice_ticks
 
 __all__ = ["steps_to_reach", "summarize", "write_plot", "write_report"]
 
