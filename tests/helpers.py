@@ -19,6 +19,26 @@ def tiny_backbone(variant: str = "squeeze") -> HourglassConfig:
     return HourglassConfig(**base, stem_channels=8, feature_dim=8, name=f"tiny-{variant}")
 
 
+def tiny_config(variant: str = "cornernet", **overrides) -> HourglassConfig:
+    """A few-thousand-parameter hourglass with the structure of the named variant."""
+    base = {
+        "cornernet": dict(n=3, dims=[8, 8, 12, 16], modules=[2, 2, 2, 2], stacks=2),
+        "saccade": dict(
+            n=3, dims=[8, 12, 12, 16], modules=[1, 1, 1, 1], stacks=3, return_mergs=True
+        ),
+        "squeeze": dict(
+            n=3,
+            dims=[8, 8, 12, 16],
+            modules=[2, 2, 2, 2],
+            stacks=2,
+            block="fire",
+            unpool="transposed",
+            stem_depth=2,
+        ),
+    }[variant]
+    return HourglassConfig(**{**base, "stem_channels": 4, "feature_dim": 8, **overrides})
+
+
 def keypoint_batch(batch_size: int = 2, size: int = 64, seed: int = 0):
     """A batch in the DataModule's format: boxes with their top-left / bottom-right corners."""
     generator = torch.Generator().manual_seed(seed)

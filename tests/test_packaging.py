@@ -68,3 +68,17 @@ def test_the_package_is_marked_typed_and_ships_its_configs():
 def test_the_changelog_has_an_entry_for_this_version():
     version = PYPROJECT["project"]["version"]
     assert f"## {version}" in (ROOT / "CHANGELOG.md").read_text()
+
+
+def test_the_layout_shows_the_architecture():
+    """Subpackages by kind, at most four modules at the top (``__init__`` included), and no two
+    modules with one file name anywhere in the package."""
+    package = ROOT / "hgtrain"
+    subpackages = {p.name for p in package.iterdir() if (p / "__init__.py").is_file()}
+    assert {"models", "task", "data", "training", "cli", "weights", "tools"} <= subpackages
+    assert len(list(package.glob("*.py"))) <= 4
+    names = [p.name for p in package.rglob("*.py") if p.name not in ("__init__.py", "__main__.py")]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
+    module_names = {name.removesuffix(".py") for name in names}
+    packages = {p.name for p in package.rglob("*") if (p / "__init__.py").is_file()}
+    assert module_names & packages == set(), "a module named like a package"

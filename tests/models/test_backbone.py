@@ -6,8 +6,7 @@ import torch
 from hgtrain import HourglassConfig, build_backbone, get_config
 from hgtrain.models.blocks import Residual
 from hgtrain.models.hourglass import Hourglass, LayerMakers, nearest_unpool
-
-from .conftest import tiny_config
+from tests.helpers import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,8 @@ import pytest
 import torch
 
 from hgtrain import HourglassConfig, build_backbone
+from tests.helpers import tiny_config
 from tests.reference import cornernet_lite
-
-from .conftest import tiny_config
 
 
 def twin_networks(config: HourglassConfig, seed: int = 0):

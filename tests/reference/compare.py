@@ -30,7 +30,7 @@ from hgtrain.models import BackboneOutput, HourglassConfig, list_backbones
 from hgtrain.tools.benchmark.measure import compare as time_ratios
 from hgtrain.tools.benchmark.measure import interleave, machine_info, spread, throughput
 from hgtrain.tools.benchmark.report import versus_summary
-from hgtrain.tools.benchmark.training import BenchmarkConfig, build_module, prepare
+from hgtrain.tools.benchmark.training_steps import BenchmarkConfig, build_module, prepare
 from hgtrain.training.module import HourglassKeypointModule
 from tests.reference import cornernet_lite
 

@@ -18,7 +18,7 @@ from hgtrain.models.flops import inference_flops, training_flops
 from hgtrain.tools.benchmark import build_parser, inference, main, training
 from hgtrain.tools.benchmark.inference import TEST_SIZES, InferenceConfig, Predictor, build_network
 from hgtrain.tools.benchmark.report import describe_setting, format_table
-from hgtrain.tools.benchmark.training import (
+from hgtrain.tools.benchmark.training_steps import (
     TRAINING_SIZES,
     BenchmarkConfig,
     benchmark,
@@ -26,8 +26,7 @@ from hgtrain.tools.benchmark.training import (
     data_throughput,
     versus,
 )
-from tests.helpers import tiny_backbone
-from tests.models.conftest import tiny_config
+from tests.helpers import tiny_backbone, tiny_config
 
 
 def train_once(backbone: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:

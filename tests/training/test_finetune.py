@@ -13,7 +13,7 @@ from hgtrain.training.module import HourglassKeypointModule
 from hgtrain.weights.export import export_backbone
 from tests.checkpoints import fit, tiny_module, train_checkpoint
 
-FINETUNE_CONFIG = Path(__file__).resolve().parents[1] / "hgtrain" / "configs" / "finetune.yaml"
+FINETUNE_CONFIG = Path(__file__).resolve().parents[2] / "hgtrain" / "configs" / "finetune.yaml"
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from hgtrain.weights.convert import (
     load_state_exactly,
     to_cornernet_lite,
 )
-from tests.models.conftest import tiny_config
+from tests.helpers import tiny_config
 
 FAKE_HEADS = {
     "module.tl_heats.0.0.conv.weight": torch.zeros(4, 8, 3, 3),

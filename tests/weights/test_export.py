@@ -14,7 +14,7 @@ from tests.checkpoints import MONITOR, train_checkpoint
 from tests.helpers import tiny_backbone
 from tests.reference import cornernet_lite
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 LOAD_IN_A_FRESH_PROCESS = textwrap.dedent(
     """

@@ -3,7 +3,7 @@ memory).
 
 Two modes, each on synthetic inputs made once before timing, so that only the network is timed:
 
-* training (default, :mod:`~hgtrain.tools.benchmark.training`): full optimisation steps of ``hgtrain
+* training (default, :mod:`~hgtrain.tools.benchmark.training_steps`): full optimisation steps of ``hgtrain
   fit`` (normalisation, target encoding, every stack's losses, backward, Adam), with the data
   pipeline measured on its own (``--data_workers N``) and reported next to it;
 * inference (``--mode inference``, :mod:`~hgtrain.tools.benchmark.inference`): the whole network with
@@ -25,6 +25,6 @@ fair way to measure an option's cost or gain when absolute times drift.
 
 from hgtrain.tools.benchmark.command import build_parser, main
 from hgtrain.tools.benchmark.inference import InferenceConfig
-from hgtrain.tools.benchmark.training import BenchmarkConfig
+from hgtrain.tools.benchmark.training_steps import BenchmarkConfig
 
 __all__ = ["BenchmarkConfig", "InferenceConfig", "build_parser", "main"]

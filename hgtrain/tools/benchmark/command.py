@@ -12,10 +12,10 @@ import torch
 from hgtrain.cli.arguments import OptionError, ToolParser
 from hgtrain.models.checkpointing import CHECKPOINTING_MODES
 from hgtrain.models.registry import list_backbones
-from hgtrain.tools.benchmark import inference, training
+from hgtrain.tools.benchmark import inference, training_steps
 from hgtrain.tools.benchmark.inference import InferenceConfig
 from hgtrain.tools.benchmark.report import announce, format_table, summary, versus_summary
-from hgtrain.tools.benchmark.training import BenchmarkConfig
+from hgtrain.tools.benchmark.training_steps import BenchmarkConfig
 
 __all__ = ["MODES", "build_parser", "main", "make_config"]
 
@@ -123,7 +123,7 @@ def build_parser() -> ToolParser:
     )
     parser.add_argument(
         "--versus",
-        choices=list(dict.fromkeys([*training.VERSUS, *inference.VERSUS])),
+        choices=list(dict.fromkeys([*training_steps.VERSUS, *inference.VERSUS])),
         default=None,
         help="time this configuration against itself with OPTION on, steps interleaved in one "
         "process (for noisy machines; reports the time ratio, no memory); in inference mode one "
@@ -178,7 +178,7 @@ def main(args: list[str] | None = None) -> dict[str, Any] | None:
     if namespace.threads is not None:
         torch.set_num_threads(namespace.threads)
     print(line, flush=True)
-    mode = inference if isinstance(config, InferenceConfig) else training
+    mode = inference if isinstance(config, InferenceConfig) else training_steps
     if namespace.versus is None:
         result = mode.benchmark(config)
         print(summary(result))

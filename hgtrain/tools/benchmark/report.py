@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from hgtrain.tools.benchmark import inference, training
+from hgtrain.tools.benchmark import inference, training_steps
 from hgtrain.tools.benchmark.inference import InferenceConfig
-from hgtrain.tools.benchmark.training import BenchmarkConfig
+from hgtrain.tools.benchmark.training_steps import BenchmarkConfig
 
 __all__ = [
     "announce",
@@ -83,7 +83,7 @@ def announce(config: BenchmarkConfig | InferenceConfig, option: str | None = Non
         return f"timing {setting} at {sizes} (calls at each: {counts})"
     counts = f"{config.warmup} warm-up, {config.steps} timed"
     if option is not None:
-        other = describe_setting(asdict(training.switched_on(config, option)))
+        other = describe_setting(asdict(training_steps.switched_on(config, option)))
         return f"interleaving {setting} and {other} (rounds: {counts})"
     if config.data_workers:
         counts += f"; then the data pipeline, data_workers {config.data_workers}"
