@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
+from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import BaseFinetuning
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_warn
@@ -39,6 +40,20 @@ from hgtrain.task.targets import KeypointTargets, encode_merg_targets, encode_ta
 from hgtrain.weights.pretrained import load_backbone_weights, upgrade_state_keys
 
 Batch = tuple[Tensor, list[dict[str, Tensor]]]
+
+
+def channels_last_trips_onednn(trainer: L.Trainer) -> bool:
+    """Whether channels_last training would hit oneDNN's faulty path: float32 on a CPU without
+    AVX-512, where the backward pass of stride-2 1x1 convolutions in NHWC corrupts the heap (seen
+    with torch 2.14.1's oneDNN 3.12 on AVX2 machines: crashes or hangs within a few steps, with
+    1 or 2 threads; bf16 autocast, NCHW and AVX-512 machines are not affected)."""
+    return (
+        isinstance(trainer.accelerator, CPUAccelerator)
+        and str(trainer.precision) in ("32-true", "32", "64-true", "64")
+        and torch.backends.mkldnn.is_available()
+        and torch.backends.mkldnn.enabled
+        and not torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+    )
 
 
 def checked_backbone_config(
@@ -125,8 +140,10 @@ class HourglassKeypointModule(L.LightningModule):
         gaussian_iou: CornerNet's ``min_overlap`` for the Gaussian radius of each keypoint.
         sigma: a fixed Gaussian sigma in output cells instead (wins over ``gaussian_iou``).
         min_radius: smallest Gaussian radius in output cells.
-        focal_weight, offset_weight, merg_weight: loss weights (``merg_weight = 1 / stacks`` is
-            CornerNet-Saccade's attention weight, which the original divides by the stacks twice).
+        focal_weight: weight of the focal (heatmap) loss.
+        offset_weight: weight of the offset loss.
+        merg_weight: weight of the merg-map loss (``1 / stacks`` is CornerNet-Saccade's attention
+            weight, which the original divides by the stacks twice).
         offset_loss: ``"smooth_l1"`` (CornerNet) or ``"l1"`` (CenterNet).
         loss_normalization: ``"all"``: the focal and offset sums are divided by all keypoints;
             ``"per_class"``: each class's sums by that class's keypoints, then added, as the
@@ -136,9 +153,10 @@ class HourglassKeypointModule(L.LightningModule):
         top_k: keypoints kept per image when decoding.
         score_threshold: decoded keypoints below this score are dropped.
         metric_thresholds: distance thresholds (input pixels) of the point-AP metric.
-        pixel_mean, pixel_std: input normalisation of [0, 1] RGB images; ``None``: the one the
+        pixel_mean: input normalisation of [0, 1] RGB images, the mean; ``None``: the one the
             ``backbone_weights`` were trained with when the file records it (original CornerNet-Lite
             weights: their mean and std in RGB order), else ImageNet's. The values used are saved.
+        pixel_std: the standard deviation of that normalisation, chosen the same way.
         optimizer: optimizer factory; ``None`` is the original Adam with lr 2.5e-4.
         lr_scheduler: scheduler factory, stepped after every optimizer step; ``None`` uses
             ``lr_schedule``.
@@ -259,11 +277,24 @@ class HourglassKeypointModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         """Count the FLOPs of a batch (a training step in ``fit``, the network's inference
-        otherwise), for the throughput logged by ``ThroughputMonitor``."""
+        otherwise), for the throughput logged by ``ThroughputMonitor``; train in NCHW where
+        channels_last would trip oneDNN (:func:`channels_last_trips_onednn`)."""
         batch_size = getattr(self.trainer.datamodule, "batch_size", None)
         if batch_size is not None:
             count = training_flops if stage == "fit" else inference_flops
             self.flops_per_batch = count(self.model.config, batch_size)
+        if (
+            stage == "fit"
+            and self.hparams.channels_last
+            and channels_last_trips_onednn(self.trainer)
+        ):
+            self.model.to(memory_format=torch.contiguous_format)
+            rank_zero_warn(
+                "hgtrain: model.channels_last is off for this run: in float32 on a CPU without "
+                f"AVX-512 ({torch.backends.cpu.get_cpu_capability()}), oneDNN's backward pass of "
+                "the strided 1x1 convolutions corrupts memory (torch "
+                f"{torch.__version__.split('+')[0]}). bf16-mixed precision keeps channels_last."
+            )
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Read checkpoints written before the network moved under ``model.`` (``backbone.*``)."""

@@ -101,3 +101,22 @@ def test_one_cycle_with_a_finetuning_callback_is_refused_before_training():
     unfreeze = BackboneFinetuning(unfreeze_backbone_at_epoch=1)
     with pytest.raises(ConfigError, match=r"BackboneFinetuning.*--model\.lr_schedule step"):
         fit(tiny_module(lr_schedule="one_cycle"), 2, callbacks=[unfreeze])
+
+
+def stem_is_channels_last(module) -> bool:
+    return module.backbone.pre[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_float32_channels_last_on_a_cpu_without_avx512_trains_in_nchw_and_says_why(monkeypatch):
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    module = tiny_module(channels_last=True)
+    with pytest.warns(UserWarning, match=r"channels_last is off for this run: in float32 .*AVX2"):
+        fit(module, 1)
+    assert not stem_is_channels_last(module)
+
+
+def test_bf16_training_keeps_channels_last_on_any_cpu(monkeypatch):
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    module = tiny_module(channels_last=True)
+    fit(module, 1, precision="bf16-mixed")
+    assert stem_is_channels_last(module)
