@@ -13,6 +13,7 @@ whatever the command line or a config file says overrides them, field by field.
 from __future__ import annotations
 
 import multiprocessing
+import re
 import sys
 from importlib import resources
 from pathlib import Path
@@ -23,13 +24,14 @@ import yaml
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ModelSummary
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from hgtrain import __version__
+from hgtrain.cli.console import CompactModelSummary, quiet_known_noise, results_table
 from hgtrain.data.loading.coco_format import DatasetFormatError
 from hgtrain.data.loading.datamodule import KeypointDataModule
 from hgtrain.errors import ConfigError, find_settings_error
@@ -46,6 +48,16 @@ SETTINGS_ARGUMENTS = {"SceneConfig": "data.scene", "PhotometricNoise": "data.noi
 """The argument that holds each settings dataclass, to name it in an error."""
 SIGTERM_EXIT_STATUS = 143
 """128 + SIGTERM: the exit status of a job stopped by SIGTERM, which schedulers read as such."""
+MOVED_MODULES = {
+    "hgtrain.callbacks": "hgtrain.training.callbacks",
+    "hgtrain.checkpointing": "hgtrain.training.checkpoints",
+    "hgtrain.divergence": "hgtrain.training.divergence",
+    "hgtrain.module": "hgtrain.training.module",
+    "hgtrain.prediction_writer": "hgtrain.training.prediction_writer",
+    "hgtrain.metrics": "hgtrain.task.metrics",
+}
+"""Modules of hgtrain 0.6 that a saved ``config.yaml`` may name (its callbacks' class paths)."""
+MOVED_PATTERN = r"\b(" + "|".join(re.escape(m) for m in MOVED_MODULES) + r")\.\w"
 LINKED = {
     "data.num_classes": "model.num_classes",
     "data.image_size": "model.input_size",
@@ -81,6 +93,13 @@ def readable_config(name: str) -> str:
         raise SystemExit(f"hgtrain: config {path} is not valid YAML{where}: {problem}") from None
     if content is not None and not isinstance(content, dict):
         raise SystemExit(f"hgtrain: config {path} must be a mapping (model:, data:, trainer:)")
+    moved = sorted(set(re.findall(MOVED_PATTERN, Path(path).read_text())))
+    if moved:
+        replacements = " and ".join(f"'{old}.' by '{MOVED_MODULES[old]}.'" for old in moved)
+        raise SystemExit(
+            f"hgtrain: config {path} names modules of hgtrain 0.6 ({', '.join(moved)}), which "
+            f"hgtrain 0.7 moved: replace {replacements} in the file"
+        )
     return path
 
 
@@ -179,7 +198,8 @@ class ConfigInCheckpoint(SaveConfigCallback):
 
 class HgtrainCLI(LightningCLI):
     """``LightningCLI`` with the data linked to the model, the defaults in the config, checkpoint
-    arguments restored field by field, run folders that never collide, and one-line errors."""
+    arguments restored field by field, run folders that never collide, one-line errors, and the
+    results as one compact table."""
 
     trained_input_size: int | None = None
 
@@ -205,6 +225,8 @@ class HgtrainCLI(LightningCLI):
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
         if subcommand == "predict":
             parser.add_lightning_class_args(PredictionWriter, "prediction")
+        if subcommand in ("validate", "test"):  # print_results shows the headline metrics
+            parser.set_defaults(verbose=False)
         return parser
 
     def parse_arguments(self, parser: Any, args: list[str] | None) -> None:
@@ -297,9 +319,14 @@ class HgtrainCLI(LightningCLI):
             )
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """The trainer, with its run folder claimed and atomic checkpoint writes; without a
-        logger, the learning-rate monitor (which needs one) is left out with a message."""
+        """The trainer, with its run folder claimed, atomic checkpoint writes and a compact model
+        summary; without a logger, the learning-rate monitor (which needs one) is left out with a
+        message."""
         trainer = super().instantiate_trainer(**kwargs)
+        trainer.callbacks = [
+            CompactModelSummary(max_depth=c._max_depth) if type(c) is ModelSummary else c
+            for c in trainer.callbacks
+        ]
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         if not trainer.loggers:
@@ -333,11 +360,29 @@ class HgtrainCLI(LightningCLI):
         if best is None:
             reason = "fast_dev_run" if trainer.fast_dev_run else "no best checkpoint was saved"
             rank_zero_info(f"hgtrain: {reason}, so the test runs on the last weights.")
-        trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best)
+        trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best, verbose=False)
+        self.after_test()
+
+    def after_validate(self) -> None:
+        """The validation results as one table (``--verbose true`` adds Lightning's table)."""
+        self.print_results(["val"], "validation")
+
+    def after_test(self) -> None:
+        """The test results as one table, a column per test set (``--verbose true`` adds
+        Lightning's table of every metric)."""
+        self.print_results(self.model.test_set_names, "test")
+
+    def print_results(self, prefixes: list[str], what: str) -> None:
+        """The headline metrics of ``prefixes``' sets; the full breakdown is in the logger."""
+        metrics = {key: float(value) for key, value in self.trainer.callback_metrics.items()}
+        if any(key.startswith(f"{prefix}/") for key in metrics for prefix in prefixes):
+            table = results_table(metrics, prefixes, self.model.val_metric.class_names)
+            rank_zero_info(f"{what} results (the full breakdown is in the logger):\n{table}")
 
 
 def build_cli(args: list[str] | None = None, run: bool = True) -> HgtrainCLI:
     """The Lightning CLI of hgtrain; with ``run=False`` it only instantiates model, data and trainer."""
+    quiet_known_noise()
     if args is None:
         sys.argv[1:] = resolve_config_args(sys.argv[1:])
     else:
