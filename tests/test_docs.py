@@ -1,11 +1,14 @@
-"""The README as an executable contract: every command and Python snippet in it runs, in order.
+"""The README and the docs pages as an executable contract: every command and Python snippet in
+them runs, in order.
 
-Each shell command of README.md's code blocks has a runner in ``RUNNERS`` that says how it is
-checked; a README command without one (or a runner whose command left the README) fails
-``test_every_readme_command_has_a_runner``. The steps run in README order in one fresh directory, as
-a new user would go through them: the quickstart writes ``runs/hgtrain/version_0``, which the later
-commands resume, validate, test and export. Training commands run as written with tiny sizes
-appended; commands that need GPUs or several nodes are checked as far as a CPU can.
+Each shell command of the code blocks in README.md and the pages of ``docs/`` (in ``PAGES`` order)
+has a runner in ``RUNNERS`` that says how it is checked; a command without one (or a runner whose
+command left the documents) fails ``test_every_documented_command_has_a_runner``. The steps run in
+that order in one fresh directory, as a new user would go through them: the quickstart writes
+``runs/hgtrain/version_0``, which the later commands resume, validate, test and export. A command
+or snippet shown on several pages runs once, where it first appears. Training commands run as
+written with tiny sizes appended; commands that need GPUs or several nodes are checked as far as a
+CPU can.
 """
 
 from __future__ import annotations
@@ -39,7 +42,21 @@ from hgtrain.tools.time_to_accuracy import read_scalars
 from hgtrain.weights.convert import to_cornernet_lite
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
+PAGES = (
+    "index.md",
+    "getting-started.md",
+    "training.md",
+    "data.md",
+    "backbones.md",
+    "transfer.md",
+    "deployment.md",
+    "performance.md",
+    "architecture.md",
+    "api.md",
+)
+"""The docs pages in the order of the site's menu, which is the order their steps run in (a
+page's commands may use what earlier ones made)."""
+DOCUMENTS = (ROOT / "README.md", *(ROOT / "docs" / page for page in PAGES))
 BIN = Path(sys.executable).parent
 
 TINY = [
@@ -55,13 +72,13 @@ TINY = [
 """Appended to every training command: 64 px, 4 steps of 8 images, one epoch, 8-image sets."""
 
 
-def readme_steps() -> list[tuple[str, str]]:
-    """``("bash", command)`` and ``("python", snippet)`` of README.md's code blocks, in order.
+def document_steps(document: Path) -> list[tuple[str, str]]:
+    """``("bash", command)`` and ``("python", snippet)`` of a Markdown file's code blocks, in order.
 
     Shell lines are joined at a trailing backslash and stripped of ``# comments``.
     """
     steps = []
-    for language, body in re.findall(r"^```(\w+)\n(.*?)^```", README.read_text(), re.M | re.S):
+    for language, body in re.findall(r"^```(\w+)\n(.*?)^```", document.read_text(), re.M | re.S):
         if language == "python":
             steps.append(("python", body))
         elif language == "bash":
@@ -69,6 +86,18 @@ def readme_steps() -> list[tuple[str, str]]:
                 command = " ".join(line.split(" #", 1)[0].split())
                 if command:
                     steps.append(("bash", command))
+    return steps
+
+
+def documented_steps() -> list[tuple[str, str, str]]:
+    """``(document, kind, text)`` of every document in order, each step once (where it first
+    appears)."""
+    steps, seen = [], set()
+    for document in DOCUMENTS:
+        for kind, text in document_steps(document):
+            if (kind, text) not in seen:
+                seen.add((kind, text))
+                steps.append((document.relative_to(ROOT).as_posix(), kind, text))
     return steps
 
 
@@ -81,13 +110,14 @@ def hgtrain(*args: str) -> None:
 
 
 def shell(command: str, timeout: float = 600, cwd: Path | None = None) -> str:
-    """Run ``command`` with bash, as written, the test's environment's executables first on PATH."""
+    """Run ``command`` with bash, as written, the test's environment's executables first on PATH;
+    what it printed (stdout, then stderr)."""
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run(
         ["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
     assert done.returncode == 0, f"{command}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout
+    return done.stdout + done.stderr
 
 
 def args_of(command: str) -> list[str]:
@@ -96,7 +126,7 @@ def args_of(command: str) -> list[str]:
     return words[words.index("hgtrain") + 1 :]
 
 
-# Runners: each takes the README command as written, runs it, and checks what it should leave.
+# Runners: each takes a documented command as written, runs it, and checks what it should leave.
 
 
 def newest_run() -> Path:
@@ -134,14 +164,39 @@ def quickstart(command: str) -> None:
     written, in a subprocess through ``.venv/bin/hgtrain``, with the tiny sizes appended."""
     setup, run = command.rsplit(" && ", 1)
     assert f"{setup} && .venv/bin/python -m pytest" in (ROOT / ".ci" / "run").read_text()
-    shell(f"{run} {shlex.join(TINY)}")
+    printed = shell(f"{run} {shlex.join(TINY)}")
     assert Path("runs/hgtrain/version_0/checkpoints/last.ckpt").is_file()
     assert any(Path("runs/hgtrain/version_0/checkpoints").glob("best-*.ckpt"))
+    quiet_console(printed)
+
+
+NOISE = ("LeafSpec", "litlogger", "is not supported by the model summary", "DataLoader 0")
+"""What the console of a run no longer shows: warnings a user cannot act on, Lightning's own
+results table (a column per dataloader, all repeating the same numbers)."""
+
+
+def quiet_console(printed: str) -> None:
+    """No known noise; the model summary counts real FLOPs; the test results are one table that
+    fits a screen, a column per test set."""
+    assert not [line for line in printed.splitlines() if any(n in line for n in NOISE)]
+    (flops,) = re.findall(r"^(\S+ \S?)\s*Total Flops$", printed, re.M)
+    assert flops.strip() not in ("0", "")
+    table = printed.split("test results (the full breakdown is in the logger):\n", 1)[1]
+    header, *rows = table.split("\n\n", 1)[0].strip().splitlines()
+    assert header.split() == ["metric", "noisy", "clean", "unseen"]
+    assert 8 <= len(rows) <= 20
 
 
 def the_test_command(command: str) -> None:
     """The test command is what ``.ci/run`` runs, verbatim (running it here would recurse)."""
     assert command in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def builds_the_docs(command: str) -> None:
+    """The site builds from the repository with warnings as errors (the API reference from the
+    docstrings included), with this environment's mkdocs."""
+    shell(command.replace(".venv/bin/", f"{BIN}/", 1), cwd=ROOT)
+    assert (ROOT / "site" / "api" / "index.html").is_file()
 
 
 def tensorboard(command: str) -> None:
@@ -417,6 +472,7 @@ def gpu_check_dry_run(command: str) -> None:
 RUNNERS: dict[str, Callable[[str], None]] = {
     'python3 -m venv .venv && .venv/bin/pip install -e ".[dev]" && .venv/bin/hgtrain fit --config quickstart.yaml': quickstart,
     ".venv/bin/tensorboard --logdir runs": tensorboard,
+    ".venv/bin/mkdocs build --strict": builds_the_docs,
     'python3 -m venv .venv && .venv/bin/pip install -e ".[dev]" && .venv/bin/python -m pytest': the_test_command,
     "hgtrain fit --config quickstart.yaml --data.train_dir my_data/train --data.val_dir my_data/val --data.test_dir my_data/test": own_data,
     "hgtrain data-preview --data_dir my_data/train --image_size 128 --stride 4 --sigma 1 --augmented true --output my_data_preview.png": own_data_preview,
@@ -469,7 +525,7 @@ SLOW = {  # more than ~20 s on 2 cores
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A fresh directory, as a new user's, with ``.venv`` being this environment and a stand-in
     for an original CornerNet-Lite file (the original's keys and shapes, random weights)."""
-    folder = tmp_path_factory.mktemp("readme")
+    folder = tmp_path_factory.mktemp("docs")
     (folder / ".venv").symlink_to(sys.prefix)
     original = to_cornernet_lite(build_backbone("squeeze").state_dict())
     torch.save(original, folder / "CornerNet_Squeeze_500000.pkl")
@@ -481,24 +537,33 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def step_params() -> list:
     params = []
-    for index, (kind, text) in enumerate(readme_steps()):
+    for index, (document, kind, text) in enumerate(documented_steps()):
         marks = [pytest.mark.slow] if text in SLOW else []
-        label = f"{index:02d} {kind}: {' '.join(text.split())[:90]}"
-        params.append(pytest.param(kind, text, marks=marks, id=label))
+        label = f"{index:02d} {document} {kind}: {' '.join(text.split())[:80]}"
+        params.append(pytest.param(document, kind, text, marks=marks, id=label))
     return params
 
 
-def test_every_readme_command_has_a_runner():
-    commands = [text for kind, text in readme_steps() if kind == "bash"]
-    assert len(commands) == len(set(commands)), "a README command appears twice"
-    assert set(commands) - set(RUNNERS) == set(), "README commands without a runner"
-    assert set(RUNNERS) - set(commands) == set(), "runners of commands no longer in the README"
+def test_every_page_is_run_here_and_in_the_site():
+    pages = {path.name for path in (ROOT / "docs").glob("*.md")}
+    assert pages == set(PAGES), "a docs page that this test does not run, or a missing one"
+    nav = yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"]
+    assert [page for entry in nav for page in entry.values()] == list(PAGES)
+
+
+def test_every_documented_command_has_a_runner():
+    for document in DOCUMENTS:
+        commands = [text for kind, text in document_steps(document) if kind == "bash"]
+        assert len(commands) == len(set(commands)), f"a command appears twice in {document.name}"
+    commands = {text for _, kind, text in documented_steps() if kind == "bash"}
+    assert commands - set(RUNNERS) == set(), "documented commands without a runner"
+    assert set(RUNNERS) - commands == set(), "runners of commands no longer documented"
     assert set(SLOW) <= set(RUNNERS)
 
 
-@pytest.mark.parametrize(("kind", "text"), step_params())
-def test_readme_step_runs(workspace: Path, kind: str, text: str) -> None:
+@pytest.mark.parametrize(("document", "kind", "text"), step_params())
+def test_documented_step_runs(workspace: Path, document: str, kind: str, text: str) -> None:
     if kind == "python":
-        exec(compile(text, "README.md", "exec"), {"__name__": "readme"})
+        exec(compile(text, document, "exec"), {"__name__": "docs"})
     else:
         RUNNERS[text](text)

@@ -95,7 +95,7 @@ class SceneConfig:
             after the objects; a keypoint they come within ``min_distance / 2`` of is removed.
             None by default: where an occluder's edge crosses a shape's, it makes a T-junction
             that looks like a corner and is not labelled one (with ``(0, 1)`` the quickstart
-            model's noisy test AP@2 is 0.930 instead of 0.954; README, "The synthetic dataset").
+            model's noisy test AP@2 is 0.930 instead of 0.954; docs/data.md).
         object_size: range of an object's longest side, as a fraction of the shorter image side.
         line_width: range of the width of lines and star branches, fraction of the shorter side
             (never below 1.5 px).

@@ -115,10 +115,11 @@ class KeypointDataModule(L.LightningDataModule):
         crop_around_objects: CornerNet-Saccade's crop instead (:class:`ObjectCrop`): mostly
             around a random object rescaled into its size band, else the image scaled by one of
             ``crop_scales`` (the original's: ``[0.5, 0.6, ..., 1.0]``).
-        min_object_size, min_visible: training does not penalise objects whose longest side in
-            the image is under ``min_object_size`` px, or of which at most ``min_visible`` of the
-            box is left in the image after augmentation: their keypoints become ignore regions of
-            the focal loss (CornerNet-Saccade: 16 px and 0.5). 0 and 0: every object counts.
+        min_object_size: training does not penalise objects whose longest side in the image is
+            under this many px: their keypoints become ignore regions of the focal loss
+            (CornerNet-Saccade: 16). 0: every object counts.
+        min_visible: nor objects of which at most this fraction of the box is left in the image
+            after augmentation (CornerNet-Saccade: 0.5). 0: every object counts.
         batch_size: images per batch **per device** (the global batch is ``batch_size x devices``).
         num_workers: DataLoader worker processes per device (also used to render the sets).
         pin_memory: pin batches in page-locked memory for faster host-to-GPU copies (only

@@ -207,7 +207,7 @@ def main(args: Sequence[str] | None = None) -> None:
     if {"pretrained", "frozen"} & set(options.starts) and not Path(options.backbone).is_file():
         parser.error(
             f"--backbone={options.backbone}: no such file; pretrain and export one first "
-            "(README, 'Transfer: does pretraining help?')"
+            "(docs/transfer.md)"
         )
     output = Path(options.output)
     output.mkdir(parents=True, exist_ok=True)
