@@ -42,6 +42,18 @@ from hgtrain.weights.pretrained import load_backbone_weights, upgrade_state_keys
 Batch = tuple[Tensor, list[dict[str, Tensor]]]
 
 
+def bf16_is_emulated(trainer: L.Trainer) -> bool:
+    """Whether a bf16-mixed run on the CPU lacks native bf16 (AVX512-BF16 or AMX), where oneDNN
+    emulates it: 0.76 training steps/s of the quickstart on a 2-core AVX2 machine, against 4.0 in
+    float32."""
+    if not isinstance(trainer.accelerator, CPUAccelerator) or "bf16" not in str(trainer.precision):
+        return False
+    try:
+        return not torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    except (AttributeError, RuntimeError):  # a torch without the check: assume native
+        return False
+
+
 def channels_last_trips_onednn(trainer: L.Trainer) -> bool:
     """Whether channels_last training would hit oneDNN's faulty path: float32 on a CPU without
     AVX-512, where the backward pass of stride-2 1x1 convolutions in NHWC corrupts the heap (seen
@@ -277,12 +289,20 @@ class HourglassKeypointModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         """Count the FLOPs of a batch (a training step in ``fit``, the network's inference
-        otherwise), for the throughput logged by ``ThroughputMonitor``; train in NCHW where
-        channels_last would trip oneDNN (:func:`channels_last_trips_onednn`)."""
+        otherwise), for the throughput logged by ``ThroughputMonitor``; say when bf16 is emulated
+        (:func:`bf16_is_emulated`); train in NCHW where channels_last would trip oneDNN
+        (:func:`channels_last_trips_onednn`)."""
         batch_size = getattr(self.trainer.datamodule, "batch_size", None)
         if batch_size is not None:
             count = training_flops if stage == "fit" else inference_flops
             self.flops_per_batch = count(self.model.config, batch_size)
+        if stage == "fit" and bf16_is_emulated(self.trainer):
+            rank_zero_warn(
+                "hgtrain: this CPU has no native bf16 (torch sees "
+                f"{torch.backends.cpu.get_cpu_capability()}), so bf16-mixed runs emulated, several "
+                "times slower than float32 (the quickstart: about 5x): add --trainer.precision "
+                "32-true"
+            )
         if (
             stage == "fit"
             and self.hparams.channels_last
@@ -293,7 +313,8 @@ class HourglassKeypointModule(L.LightningModule):
                 "hgtrain: model.channels_last is off for this run: in float32 on a CPU without "
                 f"AVX-512 ({torch.backends.cpu.get_cpu_capability()}), oneDNN's backward pass of "
                 "the strided 1x1 convolutions corrupts memory (torch "
-                f"{torch.__version__.split('+')[0]}). bf16-mixed precision keeps channels_last."
+                f"{torch.__version__.split('+')[0]}); --model.channels_last false says the same "
+                "without this warning"
             )
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -120,3 +120,9 @@ def test_bf16_training_keeps_channels_last_on_any_cpu(monkeypatch):
     module = tiny_module(channels_last=True)
     fit(module, 1, precision="bf16-mixed")
     assert stem_is_channels_last(module)
+
+
+def test_bf16_on_a_cpu_without_native_bf16_says_to_train_in_float32(monkeypatch):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    with pytest.warns(UserWarning, match=r"no native bf16 .* add --trainer.precision 32-true"):
+        fit(tiny_module(), 1, precision="bf16-mixed")
