@@ -15,7 +15,7 @@ from hgtrain import build_backbone
 from hgtrain.models import HourglassBackbone
 from hgtrain.models.blocks import CheckpointableBlock
 from hgtrain.models.flops import inference_flops, training_flops
-from hgtrain.tools.benchmark import build_parser, inference, main, training
+from hgtrain.tools.benchmark import build_parser, inference, main, training_steps
 from hgtrain.tools.benchmark.inference import TEST_SIZES, InferenceConfig, Predictor, build_network
 from hgtrain.tools.benchmark.report import describe_setting, format_table
 from hgtrain.tools.benchmark.training_steps import (
@@ -286,7 +286,7 @@ def test_command_line_takes_a_yaml_config_and_announces_the_configuration(
         timed.append((config, capsys.readouterr().out))
         return fake_result(config)
 
-    monkeypatch.setattr(training, "benchmark", fake_benchmark)
+    monkeypatch.setattr(training_steps, "benchmark", fake_benchmark)
     path = tmp_path / "benchmark.yaml"
     path.write_text(
         "backbone: saccade\ninput_size: 63\nbatch_size: 3\ndevice: cpu\nsteps: 4\nwarmup: 1\n"
@@ -320,7 +320,7 @@ def test_versus_announces_both_configurations(monkeypatch, capsys):
             "paired_time_ratio": {"median": 0.5, "q1": 0.4, "q3": 0.6},
         }
 
-    monkeypatch.setattr(training, "versus", fake_versus)
+    monkeypatch.setattr(training_steps, "versus", fake_versus)
     main(["--input_size", "127", "--device", "cpu", "--steps", "3", "--versus", "bf16"])
     announced, summary = capsys.readouterr().out.splitlines()
     assert announced == (
