@@ -170,7 +170,7 @@ def quickstart(command: str) -> None:
     quiet_console(printed)
 
 
-NOISE = ("LeafSpec", "litlogger", "is not supported by the model summary", "DataLoader 0")
+NOISE = ("LeafSpec", "litlogger", "is not supported by the model summary", "Test metric")
 """What the console of a run no longer shows: warnings a user cannot act on, Lightning's own
 results table (a column per dataloader, all repeating the same numbers)."""
 

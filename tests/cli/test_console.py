@@ -97,3 +97,19 @@ def test_lightning_tips_are_dropped_and_its_other_lines_kept():
         logger.removeHandler(recorder)
         logger.setLevel(level)
     assert recorder.lines == ["GPU available: False, used: False"]
+
+
+def test_test_prints_one_table_and_verbose_adds_lightnings(tmp_path, capsys, caplog):
+    from hgtrain.cli.main import main
+    from tests.cli.test_cli import tiny_config
+
+    config = str(tiny_config(tmp_path))
+    main(["fit", "--config", config, "--trainer.logger", "false"])
+    checkpoint = str(next(tmp_path.rglob("last.ckpt")))
+    for verbose in ("false", "true"):
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            main(["test", "--ckpt_path", checkpoint, "--verbose", verbose])
+        (table,) = [r.getMessage() for r in caplog.records if "test results" in r.getMessage()]
+        assert table.splitlines()[1].split() == ["metric", "noisy", "clean", "unseen"]
+        assert ("Test metric" in capsys.readouterr().out) == (verbose == "true")
