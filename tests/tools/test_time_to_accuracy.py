@@ -1,6 +1,6 @@
 """``hgtrain time-to-accuracy``: the timed runs, what is read from their logs, the report and plot.
 
-The whole command with real training runs is the README's (tests/test_readme.py); these check its
+The whole command with real training runs is the docs' (tests/test_docs.py); these check its
 parts and its errors.
 """
 
