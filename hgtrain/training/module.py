@@ -54,17 +54,25 @@ def bf16_is_emulated(trainer: L.Trainer) -> bool:
         return False
 
 
+def onednn_corrupts_nhwc_backward() -> bool:
+    """Whether oneDNN's float32 backward pass of stride-2 1x1 convolutions in NHWC corrupts the
+    heap on this CPU: seen with torch 2.14.1's oneDNN 3.12 on AVX2 machines (crashes or hangs
+    within a few steps, with 1 or 2 threads); bf16 autocast, NCHW and AVX-512 machines are not
+    affected."""
+    return (
+        torch.backends.mkldnn.is_available()
+        and torch.backends.mkldnn.enabled
+        and not torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+    )
+
+
 def channels_last_trips_onednn(trainer: L.Trainer) -> bool:
-    """Whether channels_last training would hit oneDNN's faulty path: float32 on a CPU without
-    AVX-512, where the backward pass of stride-2 1x1 convolutions in NHWC corrupts the heap (seen
-    with torch 2.14.1's oneDNN 3.12 on AVX2 machines: crashes or hangs within a few steps, with
-    1 or 2 threads; bf16 autocast, NCHW and AVX-512 machines are not affected)."""
+    """Whether channels_last training under ``trainer`` would hit
+    :func:`onednn_corrupts_nhwc_backward`: float32 on such a CPU."""
     return (
         isinstance(trainer.accelerator, CPUAccelerator)
         and str(trainer.precision) in ("32-true", "32", "64-true", "64")
-        and torch.backends.mkldnn.is_available()
-        and torch.backends.mkldnn.enabled
-        and not torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+        and onednn_corrupts_nhwc_backward()
     )
 
 

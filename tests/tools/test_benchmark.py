@@ -568,3 +568,14 @@ def test_a_bad_inference_value_is_one_line_naming_the_option(args, message, caps
     assert exit.value.code == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"hgtrain benchmark: {message}")
+
+
+def test_float32_channels_last_training_is_refused_where_onednn_corrupts_memory(monkeypatch):
+    monkeypatch.setattr(training_steps, "onednn_corrupts_nhwc_backward", lambda: True)
+    with pytest.raises(ValueError, match=r"^channels_last=True: .* trips oneDNN"):
+        training_steps.check_runnable(BenchmarkConfig(channels_last=True))
+    with pytest.raises(ValueError, match=r"^versus=channels_last: .*add --precision bf16"):
+        training_steps.check_runnable(BenchmarkConfig(), "channels_last")
+    training_steps.check_runnable(BenchmarkConfig(channels_last=True, precision="bf16"))
+    monkeypatch.setattr(training_steps, "onednn_corrupts_nhwc_backward", lambda: False)
+    training_steps.check_runnable(BenchmarkConfig(channels_last=True), "bf16")

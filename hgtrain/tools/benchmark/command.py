@@ -172,6 +172,8 @@ def main(args: list[str] | None = None) -> dict[str, Any] | None:
         return None
     try:
         config = make_config(options)
+        if isinstance(config, BenchmarkConfig):
+            training_steps.check_runnable(config, namespace.versus)
         line = announce(config, namespace.versus)
     except OptionError as error:
         parser.error(f"--{error}")

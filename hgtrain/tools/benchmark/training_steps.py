@@ -48,7 +48,7 @@ from hgtrain.tools.benchmark.workload import (
     with_option_on,
 )
 from hgtrain.tools.data_benchmark import benchmark_size
-from hgtrain.training.module import Batch, HourglassKeypointModule
+from hgtrain.training.module import Batch, HourglassKeypointModule, onednn_corrupts_nhwc_backward
 
 __all__ = [
     "TRAINING_SIZES",
@@ -99,6 +99,30 @@ class BenchmarkConfig:
                 "activation_checkpointing",
                 self.activation_checkpointing,
                 f"must be one of {', '.join(CHECKPOINTING_MODES)}",
+            )
+
+
+def check_runnable(config: BenchmarkConfig, versus: str | None = None) -> None:
+    """An :class:`OptionError` for a configuration (or its ``--versus`` side) that would train in
+    float32 with channels_last where oneDNN corrupts memory
+    (:func:`~hgtrain.training.module.onednn_corrupts_nhwc_backward`)."""
+    sides = {"channels_last": config}
+    if versus is not None:
+        sides["versus"] = switched_on(config, versus)
+    for option, side in sides.items():
+        if (
+            side.channels_last
+            and side.device == "cpu"
+            and side.precision == "32"
+            and onednn_corrupts_nhwc_backward()
+        ):
+            raise OptionError(
+                option,
+                versus if option == "versus" else True,
+                "channels_last in float32 training on this CPU "
+                f"({torch.backends.cpu.get_cpu_capability()}, no AVX-512) trips oneDNN: its "
+                "backward pass of stride-2 1x1 convolutions in NHWC corrupts memory; add "
+                "--precision bf16, or leave channels_last off",
             )
 
 
