@@ -373,11 +373,16 @@ class HgtrainCLI(LightningCLI):
         self.print_results(self.model.test_set_names, "test")
 
     def print_results(self, prefixes: list[str], what: str) -> None:
-        """The headline metrics of ``prefixes``' sets; the full breakdown is in the logger."""
+        """The headline metrics of ``prefixes``' sets, and where the full breakdown is."""
         metrics = {key: float(value) for key, value in self.trainer.callback_metrics.items()}
         if any(key.startswith(f"{prefix}/") for key in metrics for prefix in prefixes):
             table = results_table(metrics, prefixes, self.model.val_metric.class_names)
-            rank_zero_info(f"{what} results (the full breakdown is in the logger):\n{table}")
+            where = (
+                "the full breakdown is in the logger"
+                if self.trainer.loggers
+                else "no logger: --verbose true on test or validate prints every metric"
+            )
+            rank_zero_info(f"{what} results ({where}):\n{table}")
 
 
 def build_cli(args: list[str] | None = None, run: bool = True) -> HgtrainCLI:

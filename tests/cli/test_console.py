@@ -99,12 +99,14 @@ def test_lightning_tips_are_dropped_and_its_other_lines_kept():
     assert recorder.lines == ["GPU available: False, used: False"]
 
 
-def test_test_prints_one_table_and_verbose_adds_lightnings(tmp_path, capsys, caplog):
+def test_fit_and_test_print_one_table_and_verbose_adds_lightnings(tmp_path, capsys, caplog):
     from hgtrain.cli.main import main
     from tests.cli.test_cli import tiny_config
 
     config = str(tiny_config(tmp_path))
-    main(["fit", "--config", config, "--trainer.logger", "false"])
+    with caplog.at_level(logging.INFO):
+        main(["fit", "--config", config, "--trainer.logger", "false", "--test_after_fit", "true"])
+    assert "test results (no logger: --verbose true on test or validate prints" in caplog.text
     checkpoint = str(next(tmp_path.rglob("last.ckpt")))
     for verbose in ("false", "true"):
         caplog.clear()
