@@ -118,24 +118,13 @@ def results_table(
             cells.append([label, *(_number(value) for value in values)])
     label_width = max(len(row[0]) for row in [["metric"], *cells])
     widths = [max(8, len(column)) for column in columns]
-    lines = [
-        "  ".join(
-            [
-                f"{'metric':<{label_width}}",
-                *(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True)),
-            ]
-        )
-    ]
-    lines.append("-" * len(lines[0]))
-    for label, *values in cells:
-        lines.append(
-            "  ".join(
-                [
-                    f"{label:<{label_width}}",
-                    *(f"{v:>{w}}" for v, w in zip(values, widths, strict=True)),
-                ]
-            )
-        )
+
+    def line(label: str, values: Sequence[str]) -> str:
+        right = (f"{value:>{width}}" for value, width in zip(values, widths, strict=True))
+        return "  ".join([f"{label:<{label_width}}", *right])
+
+    header = line("metric", columns)
+    lines = [header, "-" * len(header), *(line(label, values) for label, *values in cells)]
     return "\n".join(lines)
 
 

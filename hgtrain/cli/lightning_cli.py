@@ -84,8 +84,9 @@ def find_config(name: str) -> str:
 def readable_config(name: str) -> str:
     """:func:`find_config`, and the file must be a YAML mapping: otherwise one line naming it."""
     path = find_config(name)
+    text = Path(path).read_text()
     try:
-        content = yaml.safe_load(Path(path).read_text())
+        content = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -93,7 +94,7 @@ def readable_config(name: str) -> str:
         raise SystemExit(f"hgtrain: config {path} is not valid YAML{where}: {problem}") from None
     if content is not None and not isinstance(content, dict):
         raise SystemExit(f"hgtrain: config {path} must be a mapping (model:, data:, trainer:)")
-    moved = sorted(set(re.findall(MOVED_PATTERN, Path(path).read_text())))
+    moved = sorted(set(re.findall(MOVED_PATTERN, text)))
     if moved:
         replacements = " and ".join(f"'{old}.' by '{MOVED_MODULES[old]}.'" for old in moved)
         raise SystemExit(

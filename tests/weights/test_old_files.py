@@ -8,7 +8,6 @@ hgtrain 0.6.0. The checkpoint and the config name the old module paths of the de
 """
 
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -27,11 +26,9 @@ CONFIG = FIXTURES / "config.yaml"
 
 
 @pytest.fixture
-def in_empty_directory(tmp_path: Path):
-    previous = Path.cwd()
-    os.chdir(tmp_path)
-    yield tmp_path
-    os.chdir(previous)
+def in_empty_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
 
 
 def test_the_fixture_is_from_before_the_moves():
