@@ -35,6 +35,7 @@ from hgtrain.cli.console import CompactModelSummary, quiet_known_noise, results_
 from hgtrain.data.loading.coco_format import DatasetFormatError
 from hgtrain.data.loading.datamodule import KeypointDataModule
 from hgtrain.errors import ConfigError, find_settings_error
+from hgtrain.training.callbacks import real_loggers
 from hgtrain.training.checkpoints import AtomicCheckpointIO, ResumableCheckpoints
 from hgtrain.training.divergence import DivergenceError, DivergenceGuard
 from hgtrain.training.module import HourglassKeypointModule
@@ -380,7 +381,7 @@ class HgtrainCLI(LightningCLI):
             table = results_table(metrics, prefixes, self.model.val_metric.class_names)
             where = (
                 "the full breakdown is in the logger"
-                if self.trainer.loggers
+                if real_loggers(self.trainer)
                 else "no logger: --verbose true on test or validate prints every metric"
             )
             rank_zero_info(f"{what} results ({where}):\n{table}")

@@ -10,7 +10,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.loggers.logger import DummyLogger
+from lightning.pytorch.loggers.logger import DummyLogger, Logger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from torch import Tensor
 from torchvision.io import write_png
@@ -27,11 +27,16 @@ def batch_size(batch: Any) -> int:
     return batch[0].shape[0]
 
 
+def real_loggers(trainer: L.Trainer) -> list[Logger]:
+    """The run's loggers that record something: not the ``DummyLogger`` of ``fast_dev_run``."""
+    return [logger for logger in trainer.loggers if not isinstance(logger, DummyLogger)]
+
+
 def write_image(trainer: L.Trainer, tag: str, image: Tensor, step: int) -> bool:
     """Log a uint8 CHW image with every logger of the run: TensorBoard's ``add_image``, a logger's
     own ``log_image`` (Weights & Biases, Neptune...), otherwise a PNG file under the run folder
     (``<log_dir>/images/<tag>/step_<N>.png``). ``False`` when the run has no logger."""
-    loggers = [logger for logger in trainer.loggers if not isinstance(logger, DummyLogger)]
+    loggers = real_loggers(trainer)
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.experiment.add_image(tag, image, step)

@@ -115,3 +115,13 @@ def test_fit_and_test_print_one_table_and_verbose_adds_lightnings(tmp_path, caps
         (table,) = [r.getMessage() for r in caplog.records if "test results" in r.getMessage()]
         assert table.splitlines()[1].split() == ["metric", "noisy", "clean", "unseen"]
         assert ("Test metric" in capsys.readouterr().out) == (verbose == "true")
+
+
+def test_a_fast_dev_run_which_logs_nothing_does_not_point_at_the_logger(tmp_path, caplog):
+    from hgtrain.cli.main import main
+    from tests.cli.test_cli import tiny_config
+
+    with caplog.at_level(logging.INFO):
+        main(["fit", "--config", str(tiny_config(tmp_path)), "--config", "debug.yaml",
+              "--test_after_fit", "true"])  # fmt: skip
+    assert "test results (no logger: --verbose true on test or validate prints" in caplog.text
