@@ -94,7 +94,7 @@ def encode_targets(
     gaussian_iou: float | None = 0.3,
     sigma: float | None = None,
     min_radius: int = 0,
-    max_keypoints: int = 256,
+    min_slots: int = 256,
 ) -> KeypointTargets:
     """Encode per-image keypoints into heatmap, offset and mask targets at `output_size`.
 
@@ -110,7 +110,9 @@ def encode_targets(
         sigma: fixed Gaussian sigma in output cells (window radius int(3 * sigma)). When given it
             wins over `gaussian_iou` (which has a default), and `sizes` are not needed.
         min_radius: lower bound of the CornerNet radius (0 = a single-cell target for small objects).
-        max_keypoints: K, the number of offset slots per image.
+        min_slots: the least number K of offset slots per image. K grows to the most keypoints
+            in one image of the batch when that is more, so any number of keypoints trains;
+            a floor keeps the shapes of typical batches the same from step to step.
 
     Keypoints outside the closed image rectangle [0, W] x [0, H] are dropped. A keypoint on the far
     border (x == W) goes to the last cell with offset 1.0, so decoding still returns x == W. Two
@@ -125,18 +127,17 @@ def encode_targets(
         drawn = _draw_heatmap(points, num_classes, output_size, gaussian_iou, sigma, min_radius)
         ignore = drawn > 0
     points = _KeypointBatch.gather(targets, num_classes, input_size, output_size)
-    if points.counts_max > max_keypoints:
-        raise ValueError(
-            f"an image has {points.counts_max} keypoints but max_keypoints={max_keypoints}; raise it"
-        )
+    if min_slots < 1:
+        raise ValueError(f"min_slots must be >= 1, got {min_slots}")
+    slots = max(min_slots, points.counts_max)
     heatmap = _draw_heatmap(points, num_classes, output_size, gaussian_iou, sigma, min_radius)
 
     batch_size, out_w, device = points.batch_size, output_size[1], heatmap.device
     slot_index = (points.batch, _slot_in_image(points.batch, points.keep, batch_size))
-    indices = torch.zeros(batch_size, max_keypoints, dtype=torch.long, device=device)
-    offsets = torch.zeros(batch_size, max_keypoints, 2, device=device)
-    mask = torch.zeros(batch_size, max_keypoints, dtype=torch.bool, device=device)
-    labels = torch.zeros(batch_size, max_keypoints, dtype=torch.long, device=device)
+    indices = torch.zeros(batch_size, slots, dtype=torch.long, device=device)
+    offsets = torch.zeros(batch_size, slots, 2, device=device)
+    mask = torch.zeros(batch_size, slots, dtype=torch.bool, device=device)
+    labels = torch.zeros(batch_size, slots, dtype=torch.long, device=device)
     keep = points.keep
     indices.index_put_(slot_index, torch.where(keep, points.cy * out_w + points.cx, 0))
     offsets.index_put_(slot_index, points.offsets * keep.unsqueeze(1))

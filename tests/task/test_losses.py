@@ -26,7 +26,7 @@ def _heatmap_targets(batch=2, classes=3, size=16):
         points = torch.rand(5, 2, generator=generator) * size * 4
         labels = torch.randint(0, classes, (5,), generator=generator)
         targets.append({"keypoints": points, "labels": labels, "sizes": torch.full((5, 2), 24.0)})
-    return encode_targets(targets, classes, (size * 4, size * 4), (size, size), max_keypoints=8)
+    return encode_targets(targets, classes, (size * 4, size * 4), (size, size), min_slots=8)
 
 
 def test_focal_loss_equals_direct_formula_on_ordinary_logits():

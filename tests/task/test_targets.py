@@ -112,7 +112,7 @@ def test_offsets_are_fractional_parts_and_indices_are_flat_cells():
     # Non-divisible scale as CornerNet at 511 -> 128.
     points = [[100.3, 7.9], [510.0, 0.0]]
     encoded = encode_targets(
-        [_target(points, [0, 1], sizes=[[20, 20]] * 2)], 2, (511, 511), (128, 128), max_keypoints=4
+        [_target(points, [0, 1], sizes=[[20, 20]] * 2)], 2, (511, 511), (128, 128), min_slots=4
     )
     scale = 128 / 511
     for slot, (x, y) in enumerate(points):
@@ -123,9 +123,24 @@ def test_offsets_are_fractional_parts_and_indices_are_flat_cells():
     assert encoded.mask[0].tolist() == [True, True, False, False]
 
 
+def test_an_image_with_more_keypoints_than_slots_gets_a_slot_for_every_one():
+    points = [[x + 0.5, y + 0.5] for y in range(0, 64, 4) for x in range(0, 64, 4)]
+    encoded = encode_targets(
+        [_target(points, [0] * 256), _target([[5.0, 5.0]], [0])],
+        1,
+        (64, 64),
+        (64, 64),
+        sigma=1.0,
+        min_slots=8,
+    )
+    assert encoded.indices.shape == (2, 256)
+    assert encoded.mask.sum(dim=1).tolist() == [256, 1]
+    assert sorted(encoded.indices[0].tolist()) == sorted(int(y) * 64 + int(x) for x, y in points)
+
+
 def test_keypoints_outside_image_are_dropped_and_far_border_kept():
     target = _target([[-0.5, 10.0], [64.0, 64.0], [30.0, 64.5]], [0, 0, 0], sizes=[[8, 8]] * 3)
-    encoded = encode_targets([target], 1, (64, 64), (16, 16), max_keypoints=3)
+    encoded = encode_targets([target], 1, (64, 64), (16, 16), min_slots=3)
     assert encoded.mask[0].tolist() == [True, False, False]
     assert encoded.indices[0, 0] == 15 * 16 + 15
     assert encoded.offsets[0, 0].tolist() == [1.0, 1.0]
@@ -178,7 +193,7 @@ def test_targets_follow_the_device_and_stay_float32():
     [
         ({"gaussian_iou": None}, "gaussian_iou .* or sigma"),
         ({"num_classes": 1}, "labels must be in"),
-        ({"max_keypoints": 1}, "max_keypoints"),
+        ({"min_slots": 0}, "min_slots"),
         ({"sigma": 1.0, "min_radius": 2}, "min_radius"),
     ],
 )
