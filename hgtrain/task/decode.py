@@ -11,7 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["decode_keypoints"]
+__all__ = ["EDGE_SLACK", "decode_keypoints", "on_image"]
+
+EDGE_SLACK = 1.0
+"""How far (input pixels) past a letterboxed image's right and bottom edges a keypoint still
+counts as on the image: a corner on the edge falls in the first cell past it and decodes up to
+its offset beyond (see :func:`on_image`)."""
 
 
 def decode_keypoints(
@@ -75,6 +80,18 @@ def decode_keypoints(
         }
         for i in range(batch)
     ]
+
+
+def on_image(keypoints: Tensor, extent: Tensor, slack: float = EDGE_SLACK) -> Tensor:
+    """bool [k]: which ``keypoints`` [k, 2] (x, y input pixels) lie on an image that fills the
+    input from its top-left to ``extent`` (width, height), the rest being letterbox padding.
+
+    The image's right and bottom edges are on it (box corners of objects that reach them lie
+    there), and so is up to ``slack`` past them, where such a corner may decode; anything further
+    is on the padding and says nothing about the image.
+    """
+    extent = extent.to(keypoints) + slack
+    return ((keypoints >= 0) & (keypoints <= extent)).all(dim=-1)
 
 
 def _peaks(scores: Tensor, kernel: int) -> Tensor:

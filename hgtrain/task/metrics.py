@@ -2,6 +2,8 @@
 
 Convention: keypoints are (x, y) in input pixels (pixel i covers [i, i+1)); distances are Euclidean
 in input pixels and a detection within `threshold` (inclusive) of a ground-truth point can match it.
+An image letterboxed into the input is judged on itself alone: detections on its padding (beyond
+its target's `image_size`) do not count.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 from torchmetrics import Metric
+
+from hgtrain.task.decode import on_image
 
 __all__ = ["PointAP"]
 
@@ -79,11 +83,15 @@ class PointAP(Metric):
         self, preds: Sequence[dict[str, Tensor]], targets: Sequence[dict[str, Tensor]]
     ) -> None:
         """Match one batch. `preds`: per image `keypoints` [N, 2], `scores` [N], `labels` [N];
-        `targets`: per image `keypoints` [M, 2] and `labels` [M] (other keys are ignored)."""
+        `targets`: per image `keypoints` [M, 2] and `labels` [M], and optionally `image_size`
+        (height, width): the part of the input, from its top-left, that a letterboxed image
+        fills; detections beyond it lie on the padding and are left out (other keys are
+        ignored)."""
         if len(preds) != len(targets):
             raise ValueError(f"got {len(preds)} prediction dicts for {len(targets)} target dicts")
         if len(preds) == 0:
             return
+        preds = [_on_image(pred, target) for pred, target in zip(preds, targets, strict=True)]
         det_points, det_scores, det_labels, det_counts = _flatten(preds, with_scores=True)
         gt_points, _, gt_labels, gt_counts = _flatten(targets, with_scores=False)
         for labels, what in ((det_labels, "predicted"), (gt_labels, "target")):
@@ -228,6 +236,17 @@ def _average_precision(scores: Tensor, tp: Tensor, num_gt: Tensor) -> Tensor:
     envelope = precision.flip(0).cummax(0).values.flip(0)
     recall_step = torch.diff(recall, prepend=recall.new_zeros(1))
     return (recall_step * envelope).sum()
+
+
+def _on_image(pred: dict[str, Tensor], target: dict[str, Tensor]) -> dict[str, Tensor]:
+    """`pred` without the detections on the letterbox padding beyond the target's `image_size`
+    (see :func:`~hgtrain.task.decode.on_image`); unchanged when the target has none."""
+    size = target.get("image_size")
+    if size is None:
+        return pred
+    points = pred["keypoints"].reshape(-1, 2)
+    inside = on_image(points, size.flip(0))  # (width, height), like the points' (x, y)
+    return {**pred, **{key: pred[key][inside] for key in ("keypoints", "scores", "labels")}}
 
 
 def _flatten(

@@ -38,13 +38,29 @@ def test_images_are_letterboxed_and_keypoints_map_back_to_their_own_pixels(tmp_p
     picture(tmp_path / "wide.png", 200, 100)
     image, info = ImageFolder(tmp_path, 64)[0]
     assert image.shape == (3, 64, 64) and image.dtype == torch.uint8
-    assert image[:, 32:, :].eq(0).all()  # the padding below the 64 x 32 picture
+    assert image.eq(128).all()  # the padding below the 64 x 32 picture repeats its bottom row
     assert (info["width"], info["height"], info["file"]) == (200, 100, "wide.png")
     on_image = torch.tensor([[32.0, 16.0], [64.0, 32.0], [0.0, 0.0]])
     on_padding = torch.tensor([[10.0, 40.0]])
     original, inside = to_original_pixels(torch.cat([on_image, on_padding]), info)
     assert inside.tolist() == [True, True, True, False]
     torch.testing.assert_close(original, torch.tensor([[100.0, 50.0], [200.0, 100.0], [0.0, 0.0]]))
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "fitted"), [(120, 100, (64, 53)), (300, 80, (64, 17)), (64, 64, (64, 64))]
+)
+def test_a_flat_image_of_any_shape_stays_flat_and_its_edge_maps_back_exactly(
+    tmp_path, width, height, fitted
+):
+    picture(tmp_path / "flat.png", width, height)
+    image, info = ImageFolder(tmp_path, 64)[0]
+    assert image.eq(128).all()  # no edge where the image meets its padding
+    x, y = fitted
+    corner, just_past, on_padding = [x, y], [x + 0.5, y + 0.5], [0.0, y + 1.5]
+    original, inside = to_original_pixels(torch.tensor([corner, just_past, on_padding]), info)
+    assert inside.tolist() == [True, True, False]
+    torch.testing.assert_close(original, torch.tensor([[width, height]] * 2, dtype=torch.float32))
 
 
 def test_an_unreadable_image_is_reported_and_left_out_of_the_batch(tmp_path):

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from hgtrain.data.loading.transforms import (
@@ -98,6 +99,36 @@ def test_letterbox_fits_the_longer_side_and_pads():
     torch.testing.assert_close(
         points_of(target, TOP_LEFT), torch.tensor([[10.25 * 20 / 60, 5.5 * 13 / 40]])
     )
+
+
+def test_letterbox_padding_repeats_the_border_so_no_edge_appears():
+    flat = tv_tensors.Image(torch.full((3, HEIGHT, WIDTH), 128, dtype=torch.uint8))
+    assert ResizePad(20)(flat).eq(128).all()  # a flat image stays flat: nothing to detect
+    pixels = torch.randint(0, 256, (3, HEIGHT, WIDTH), dtype=torch.uint8)
+    image = ResizePad(20)(tv_tensors.Image(pixels))  # 40 x 60 -> 13 x 20, padded below
+    assert torch.equal(image[:, 13:], image[:, 12:13].expand(-1, 7, -1))
+    assert ResizePad(20, padding_mode="constant")(flat)[:, 13:].eq(0).all()
+
+
+def test_random_crop_padding_on_any_side_repeats_the_border():
+    flat = scene()
+    flat.image[:] = 128
+    for seed in range(4):  # 40 x 60 -> 13 x 20 at a random place in the 40 x 40 window
+        image, _ = run(RandomScaleCrop(40, scale=(0.5, 0.5)), flat, seed)
+        assert image.eq(128).all()
+
+
+def test_the_padding_mode_changes_pixels_only_never_keypoints_or_boxes():
+    for seed in range(4):
+        _, edge = run(RandomScaleCrop(40, scale=(0.5, 0.5)), seed=seed)
+        _, zeros = run(RandomScaleCrop(40, scale=(0.5, 0.5), padding_mode="constant"), seed=seed)
+        for key in edge:
+            torch.testing.assert_close(edge[key], zeros[key])
+
+
+def test_an_unknown_padding_mode_is_named():
+    with pytest.raises(ValueError, match='padding_mode must be "edge" or "constant"'):
+        ResizePad(32, padding_mode="reflect")
 
 
 def test_keypoints_that_leave_the_image_are_dropped():

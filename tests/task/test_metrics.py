@@ -9,6 +9,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from hgtrain import PointAP
+from hgtrain.data.loading.folder import KeypointFolder
+from hgtrain.data.loading.transforms import ResizePad
+from hgtrain.data.sample import CLASS_NAMES
+from tests.data.own_sets import points, write_points_set
+
+CORNER = CLASS_NAMES.index("corner")
 
 
 def _pred(points, scores, labels):
@@ -134,6 +140,19 @@ def test_equal_scores_form_one_operating_point_whatever_the_order():
     second = _compute([miss, hit], gt)
     # One point at precision 1/2, recall 1/2 in both orders.
     assert first["map@4"] == second["map@4"] == 0.25
+
+
+def test_detections_on_the_padding_of_an_own_letterboxed_image_do_not_count(tmp_path):
+    # a 40 x 30 own test image letterboxed to 48 x 48 fills the top 48 x 36; below is padding
+    folder = write_points_set(tmp_path / "own", {"keypoints": points((10, 10), (40, 30))})
+    _, target = KeypointFolder(folder, ResizePad(48))[0]
+    assert target["image_size"].tolist() == [36, 48]
+    on_image = [[12.0, 12.0], [48.0, 36.5]]  # the second decoded half a pixel past the edge
+    on_padding = [[20.0, 40.0], [47.0, 37.5]]
+    preds = [_pred(on_padding + on_image, [0.9, 0.8, 0.7, 0.6], [CORNER] * 4)]
+    assert _compute(preds, [target], num_classes=3)["map"] == 1.0
+    unfitted = {key: value for key, value in target.items() if key != "image_size"}
+    assert _compute(preds, [unfitted], num_classes=3)["map"] < 1.0  # false positives
 
 
 def test_labels_out_of_range_are_rejected():

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from hgtrain.cli.main import main
+from hgtrain.training.module import HourglassKeypointModule
 from tests.cli.test_cli import tiny_config
 
 GOOD = {"a.png": (80, 50), "b.jpg": (64, 120), "street/c.png": (200, 100), "d.jpeg": (30, 30)}
@@ -85,6 +86,28 @@ def test_predict_writes_keypoints_of_every_readable_image_in_its_own_pixels(
     printed = capfd.readouterr()
     assert f"skipped {photos / BAD}: cannot read the image" in printed.err
     assert not list(output.parent.glob(".*")), "no part or temporary files are left behind"
+
+
+def test_a_flat_non_square_image_reaches_the_network_flat(checkpoint, tmp_path, monkeypatch):
+    # the letterbox adds no edge, so whatever is found on a flat picture is the network's own doing
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    Image.fromarray(np.full((100, 120, 3), 128, np.uint8)).save(folder / "grey.png")
+    seen = []
+    predict_step = HourglassKeypointModule.predict_step
+
+    def recording(module, batch, batch_idx):
+        seen.append(batch[0].clone())
+        return predict_step(module, batch, batch_idx)
+
+    monkeypatch.setattr(HourglassKeypointModule, "predict_step", recording)
+    output = tmp_path / "predictions.json"
+    predict(checkpoint, folder, "--prediction.output", str(output))
+    (images,) = seen
+    assert images.shape[0] == 1 and images.eq(128).all()
+    for result in json.loads(output.read_text()):
+        x, y, _ = result["keypoints"]
+        assert 0 <= x <= 120 and 0 <= y <= 100
 
 
 def test_overlays_draw_each_readable_image_at_its_own_size(checkpoint, photos, tmp_path):

@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from hgtrain.data.loading.coco_format import KeypointSet, load_sample, read_keypoint_set
-from hgtrain.data.loading.transforms import IgnoreRule, KeypointTransform
+from hgtrain.data.loading.transforms import IgnoreRule, KeypointTransform, ResizePad
 
 __all__ = ["KeypointFolder"]
 
@@ -24,6 +24,12 @@ class KeypointFolder(Dataset):
     left out then (:func:`~hgtrain.data.loading.coco_format.read_keypoint_set`). Index
     ``epoch * len(self) + i`` is image ``i`` with the augmentation draw of that epoch (see
     :class:`hgtrain.data.loading.sampler.EpochSampler`).
+
+    Items are ``(image, target)`` as :class:`~hgtrain.data.loading.transforms.KeypointTransform`
+    makes them; through a :class:`~hgtrain.data.loading.transforms.ResizePad` letterbox (how own
+    sets are evaluated) the target also holds ``image_size`` int64 [2]: the (height, width) of the
+    input, from its top-left, that the image fills, the rest being padding, so that evaluation
+    judges keypoints on the image alone (:class:`~hgtrain.task.metrics.PointAP`).
 
     Args:
         directory: the folder holding ``annotations.json``.
@@ -50,6 +56,7 @@ class KeypointFolder(Dataset):
         self.records = keypoint_set.records
         self.info = keypoint_set.info
         self.transform = KeypointTransform(pipeline, self.class_names, ignore)
+        self.letterbox = pipeline if isinstance(pipeline, ResizePad) else None
         self.seed = seed
         if not self.records:
             raise ValueError(f"{self.directory}: the keypoint set has no images")
@@ -60,4 +67,8 @@ class KeypointFolder(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         epoch, position = divmod(int(index), len(self.records))
         sample = load_sample(self.records[position])
-        return self.transform(sample, np.random.default_rng([self.seed, epoch, position]))
+        image, target = self.transform(sample, np.random.default_rng([self.seed, epoch, position]))
+        if self.letterbox is not None:
+            fitted = self.letterbox.fitted_size(sample.height, sample.width)
+            target["image_size"] = torch.tensor(fitted, dtype=torch.int64)
+        return image, target

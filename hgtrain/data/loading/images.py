@@ -2,9 +2,11 @@
 
 Each image is read as RGB (PNG, JPEG, BMP, TIFF, WebP, GIF: whatever PIL reads), fitted into the
 ``size`` x ``size`` input by the same letterbox that evaluation uses (:class:`ResizePad`: longer
-side to ``size``, padding at the bottom and right), and carries what is needed to map predicted
-keypoints back to its own pixels. An image that cannot be read does not stop the run: its item
-says why, and the batch passes it on for the prediction writer to report.
+side to ``size``, padding at the bottom and right that repeats the image's border pixels, so the
+network sees no edge where image and padding meet), and carries what is needed to map predicted
+keypoints back to its own pixels and to drop those on the padding. An image that cannot be read
+does not stop the run: its item says why, and the batch passes it on for the prediction writer to
+report.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from hgtrain.data.loading.transforms import ResizePad
+from hgtrain.task.decode import on_image
 
 __all__ = ["IMAGE_SUFFIXES", "ImageFolder", "collate_images", "image_files", "to_original_pixels"]
 
@@ -76,9 +79,8 @@ class ImageFolder(Dataset):
             return None, info
         height, width = pixels.shape[:2]
         image = tv_tensors.Image(torch.from_numpy(pixels).permute(2, 0, 1).contiguous())
-        corner = tv_tensors.KeyPoints([[width, height]], canvas_size=(height, width))
-        image, corner = self.letterbox(image, corner)
-        fitted_width, fitted_height = corner[0].tolist()
+        image = self.letterbox(image)
+        fitted_height, fitted_width = self.letterbox.fitted_size(height, width)
         info.update(
             width=width, height=height, scale=(fitted_width / width, fitted_height / height)
         )
@@ -98,9 +100,9 @@ def collate_images(
 
 def to_original_pixels(keypoints: Tensor, info: ImageInfo) -> tuple[Tensor, Tensor]:
     """``(keypoints in the image's own pixels, which predictions lie on the image)``: keypoints
-    on the letterbox padding are not on the image (its right and bottom edges are)."""
+    on the letterbox padding are not on the image; its right and bottom edges are, and keypoints
+    decoded just past them (:func:`~hgtrain.task.decode.on_image`) are put back on them."""
     scale = keypoints.new_tensor(info["scale"])
     size = keypoints.new_tensor([info["width"], info["height"]])
-    original = keypoints / scale
-    inside = (original <= size).all(dim=1) & (original >= 0).all(dim=1)
-    return original[inside], inside
+    inside = on_image(keypoints, size * scale)
+    return (keypoints[inside] / scale).minimum(size), inside

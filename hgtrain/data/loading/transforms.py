@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -70,26 +70,43 @@ class VerticalFlip(v2.RandomVerticalFlip):
 
 
 class RandomScaleCrop(v2.Transform):
-    """Scale the image so its longer side is ``size * s``, s ~ U(scale), then crop or zero-pad a
+    """Scale the image so its longer side is ``size * s``, s ~ U(scale), then crop or pad a
     random ``size`` x ``size`` window. ``scale=(1, 1)`` with ``random_offset=False`` is a
-    letterbox: longer side to ``size``, padding at the bottom / right."""
+    letterbox: longer side to ``size``, padding at the bottom / right.
+
+    ``padding_mode="edge"`` fills the padding with the image's border pixels repeated, so image
+    and padding meet without a step edge, which a corner detector would take for an object's
+    corner (a flat image stays flat); ``"constant"`` fills it with zeros. Keypoints and boxes
+    move the same either way.
+    """
 
     def __init__(
-        self, size: int, scale: tuple[float, float] = (1.0, 1.0), random_offset: bool = True
+        self,
+        size: int,
+        scale: tuple[float, float] = (1.0, 1.0),
+        random_offset: bool = True,
+        padding_mode: Literal["edge", "constant"] = "edge",
     ) -> None:
         super().__init__()
         if not 0 < scale[0] <= scale[1]:
             raise ValueError(f"scale must be a range (low, high) with 0 < low <= high, got {scale}")
+        if padding_mode not in ("edge", "constant"):
+            raise ValueError(f'padding_mode must be "edge" or "constant", got {padding_mode!r}')
         self.size = size
         self.scale = tuple(scale)
         self.random_offset = random_offset
+        self.padding_mode = padding_mode
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         height, width = v2.query_size(flat_inputs)
-        factor = float(torch.empty(1).uniform_(*self.scale)) * self.size / max(height, width)
-        new_size = [max(1, round(height * factor)), max(1, round(width * factor))]
+        new_size = self._scaled_size(height, width, float(torch.empty(1).uniform_(*self.scale)))
         top, left = (self._offset(n) for n in new_size)
         return {"resize": new_size, "top": top, "left": left, "same": new_size == [height, width]}
+
+    def _scaled_size(self, height: int, width: int, scale: float) -> list[int]:
+        """[height, width] of the image once its longer side is ``size * scale``."""
+        factor = scale * self.size / max(height, width)
+        return [max(1, round(height * factor)), max(1, round(width * factor))]
 
     def _offset(self, length: int) -> int:
         """Start of the window along one axis: negative when the image is padded."""
@@ -101,7 +118,25 @@ class RandomScaleCrop(v2.Transform):
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         if not params["same"]:
             inpt = self._call_kernel(F.resize, inpt, params["resize"], antialias=True)
-        return self._call_kernel(F.crop, inpt, params["top"], params["left"], self.size, self.size)
+        top, left, size = params["top"], params["left"], self.size
+        geometry = (tv_tensors.KeyPoints, tv_tensors.BoundingBoxes, tv_tensors.Mask)
+        if self.padding_mode == "constant" or isinstance(inpt, geometry):
+            return self._call_kernel(F.crop, inpt, top, left, size, size)
+        # the part of the window on the image, then the rest replicated from its border
+        # (v2 pads only images in "edge" mode, so geometry takes the plain crop's offsets above)
+        height, width = params["resize"]
+        inside_top, inside_left = max(top, 0), max(left, 0)
+        inside_bottom, inside_right = min(top + size, height), min(left + size, width)
+        inpt = F.crop(
+            inpt, inside_top, inside_left, inside_bottom - inside_top, inside_right - inside_left
+        )
+        padding = [
+            inside_left - left,
+            inside_top - top,
+            left + size - inside_right,
+            top + size - inside_bottom,
+        ]
+        return F.pad(inpt, padding, padding_mode="edge")
 
 
 def checked_scales(scales: Sequence[float]) -> tuple[float, ...]:
@@ -229,10 +264,18 @@ class ObjectCrop(v2.Transform):
 
 
 class ResizePad(RandomScaleCrop):
-    """Deterministic letterbox to ``size`` x ``size`` (a no-op for images already that size)."""
+    """Deterministic letterbox to ``size`` x ``size`` (a no-op for images already that size):
+    longer side to ``size``, the image at the top-left, its border pixels repeated below or to
+    the right (see :class:`RandomScaleCrop` for ``padding_mode``)."""
 
-    def __init__(self, size: int) -> None:
-        super().__init__(size, (1.0, 1.0), random_offset=False)
+    def __init__(self, size: int, padding_mode: Literal["edge", "constant"] = "edge") -> None:
+        super().__init__(size, (1.0, 1.0), random_offset=False, padding_mode=padding_mode)
+
+    def fitted_size(self, height: int, width: int) -> tuple[int, int]:
+        """(height, width) that a ``height`` x ``width`` image takes in the letterbox, from its
+        top-left; the rest of the ``size`` x ``size`` input is padding."""
+        fitted_height, fitted_width = self._scaled_size(height, width, 1.0)
+        return fitted_height, fitted_width
 
 
 @dataclass(frozen=True)
