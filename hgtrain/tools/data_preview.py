@@ -17,7 +17,8 @@ folder (:mod:`hgtrain.data.loading.coco_format`; class names from the folder, as
 DataModule), letterboxed to ``--image_size`` as evaluation does, or with ``--augmented true``
 through the DataModule's training pipeline for ``train_dir``: the options ``--hflip``,
 ``--vflip``, ``--scale``, ``--crop_scales``, ``--crop_border``,
-``--crop_around_objects``, ``--min_object_size`` and ``--min_visible`` are the DataModule's (same
+``--crop_around_objects``, ``--min_object_size``, ``--min_visible``, ``--flip_pairs`` and
+``--image_roots`` are the DataModule's (same
 names and defaults; copy your ``data:`` values), ``--seed`` draws the augmentation. ``--first N``
 starts at sample ``N`` (page through a folder with ``--first 0``, ``6``, ``12``...); each folder
 sample is captioned with its index and file.
@@ -77,6 +78,7 @@ PALETTE = [
 DISPLAY_SIDE = 256  # smaller images are enlarged (nearest) to about this side
 AUGMENTATION = {  # the DataModule's training-pipeline options: type, nargs, help
     "hflip": (float, None, "probability of a horizontal flip"),
+    "flip_pairs": (list[tuple[str, str]], None, "class names a horizontal flip swaps"),
     "vflip": (float, None, "probability of a vertical flip"),
     "scale": (float, 2, "random rescale range before a random crop"),
     "crop_scales": (float | None, "+", "CornerNet's window scales instead of --scale"),
@@ -264,6 +266,12 @@ def _parser() -> ToolParser:
         default=None,
         help="COCO-keypoints folder (default: synthetic)",
     )
+    parser.add_argument(
+        "--image_roots",
+        type=list[str],
+        default=[],
+        help="folders outside --data_dir that its images may be in",
+    )
     parser.add_argument("--image_size", type=int, default=128, help="side of the model input")
     parser.add_argument(
         "--augmented",
@@ -393,6 +401,7 @@ def _dataset(parser: ToolParser, options: Namespace) -> Dataset:
             seed=options.seed,
             num_workers=0,
             train_dir=folder,
+            image_roots=options.image_roots,
             **{name: options[name] for name in AUGMENTATION},
         )
         for family in families
@@ -403,7 +412,7 @@ def _dataset(parser: ToolParser, options: Namespace) -> Dataset:
     module = modules[families[0]]
     if folder is None or options.augmented:
         return module.make_train_dataset()
-    return KeypointFolder(folder, ResizePad(options.image_size))
+    return KeypointFolder(folder, ResizePad(options.image_size), image_roots=options.image_roots)
 
 
 def _scene(parser: ToolParser, preset: str, background: str | None) -> SceneConfig:

@@ -1,5 +1,6 @@
 import json
 import math
+import re
 import warnings
 
 import numpy as np
@@ -258,3 +259,41 @@ def test_values_that_are_no_finite_numbers_are_named(tmp_path, annotation, probl
     write_points_set(tmp_path, annotation)  # json writes NaN and Infinity as JavaScript does
     with pytest.raises(DatasetFormatError, match=problem + "; keypoints and bbox must be finite"):
         read_keypoint_set(tmp_path)
+
+
+def point_image_at(folder, file_name: str) -> None:
+    """Make the set's only image entry name ``file_name``."""
+    corrupt(folder, lambda d: d["images"][0].update(file_name=file_name))
+
+
+@pytest.mark.parametrize(
+    ("file_name", "how"),
+    [
+        ("../elsewhere/private.png", "climbs out of the set's folder with '..'"),
+        ("images/../../elsewhere/private.png", "climbs out of the set's folder with '..'"),
+        ("{elsewhere}/private.png", "is an absolute path"),
+        ("linked/private.png", "leads through a symlink to {elsewhere}/private.png"),
+    ],
+)
+def test_an_image_outside_the_set_folder_is_refused_naming_the_entry(tmp_path, file_name, how):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    image = tmp_path / "set" / "images" / "0.png"
+    write_points_set(tmp_path / "set", inside(3))
+    image.rename(elsewhere / "private.png")
+    (tmp_path / "set" / "linked").symlink_to(elsewhere)
+    point_image_at(tmp_path / "set", file_name.format(elsewhere=elsewhere))
+    expected = f"images[0]: file_name '{file_name}' {how}".format(elsewhere=elsewhere)
+    with pytest.raises(DatasetFormatError, match=re.escape(expected)) as error:
+        read_keypoint_set(tmp_path / "set")
+    assert "data.image_roots" in str(error.value)
+    assert len(read_keypoint_set(tmp_path / "set", image_roots=[elsewhere]).records) == 1
+
+
+def test_symlinks_and_dots_that_stay_inside_the_folder_are_fine(tmp_path):
+    folder = write_points_set(tmp_path / "set", inside(3))
+    (folder / "same").symlink_to(folder / "images")
+    point_image_at(folder, "same/../images/./0.png")
+    assert read_keypoint_set(folder).records[0].path.name == "0.png"
+    point_image_at(folder, "same/0.png")
+    assert read_keypoint_set(folder).num_keypoints == 3

@@ -154,6 +154,7 @@ class DownstreamTask:
         min_distance: smallest distance (px) between keypoints.
         min_contrast: smallest luma difference (grey levels) of a fill from what it covers and
             from the other fills of its object.
+        flip_pairs: the classes that a horizontal flip swaps (training's ``data.flip_pairs``).
     """
 
     name: str
@@ -168,6 +169,7 @@ class DownstreamTask:
     min_distance: float = 8.0
     min_contrast: float = 30.0
     noise: PhotometricNoise = field(default_factory=PhotometricNoise)
+    flip_pairs: tuple[tuple[str, str], ...] = ()
 
     def settings(self) -> dict[str, object]:
         """The task's settings as plain values (for a set's manifest)."""
@@ -193,6 +195,7 @@ DOWNSTREAM_TASKS: dict[str, DownstreamTask] = {
         backgrounds={"noise": 1.0, "stripes": 1.0, "marble": 1.0},
         objects=(1, 4),
         overlapping=False,
+        flip_pairs=(("upper_left", "upper_right"), ("lower_left", "lower_right")),
     ),
     "cubes": DownstreamTask(
         name="cubes",

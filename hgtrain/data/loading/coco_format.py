@@ -20,6 +20,11 @@ Two conventions make it fit corner detection:
   (a polygon has as many corners as vertices). Otherwise an annotation has exactly one (x, y, v)
   per name, as in COCO.
 
+File names stay inside the set: each resolves (symlinks followed) to a file in the set's folder
+or in one of the ``image_roots`` the reader is given, never elsewhere. An absolute name, a ``..``
+or a symlink that leads out of them is a :class:`DatasetFormatError` naming the entry, so that a
+set from someone else cannot make training read any image file on the machine.
+
 Coordinates are continuous pixels, pixel (i, j) covering [i, i+1) x [j, j+1) (COCO's own
 convention for boxes), so an image covers the closed rectangle [0, W] x [0, H]: a keypoint at
 x == W lies on its right edge, inside. Anything malformed (a NaN or infinite coordinate
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import warnings
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -235,8 +241,12 @@ def _categories(objects: list[tuple]) -> list[dict[str, Any]]:
     return categories
 
 
-def read_keypoint_set(directory: Path, strict: bool = False) -> KeypointSet:
-    """Parse and validate ``directory/annotations.json``; check that every image file exists.
+def read_keypoint_set(
+    directory: Path, strict: bool = False, image_roots: Sequence[str | os.PathLike[str]] = ()
+) -> KeypointSet:
+    """Parse and validate ``directory/annotations.json``; check that every image file exists
+    inside ``directory`` or one of ``image_roots`` (folders that images may also be in, e.g.
+    a shared image folder that a symlink in the set points to).
 
     Keypoints outside their image (see the module docstring) are left out of the records with an
     :class:`IgnoredKeypointsWarning`; more than :data:`MAX_IGNORED_FRACTION` of them, or any with
@@ -254,15 +264,18 @@ def read_keypoint_set(directory: Path, strict: bool = False) -> KeypointSet:
         ) from None
     except UnicodeDecodeError as error:
         raise DatasetFormatError(f"{path}: not UTF-8 text ({error.reason})") from None
-    return _Parser(path, strict).parse(document)
+    return _Parser(path, strict, image_roots).parse(document)
 
 
 class _Parser:
     """Validates a COCO-keypoints document, raising errors that name the file and the entry."""
 
-    def __init__(self, path: Path, strict: bool = False) -> None:
+    def __init__(
+        self, path: Path, strict: bool = False, image_roots: Sequence[str | os.PathLike[str]] = ()
+    ) -> None:
         self.path = path
         self.strict = strict
+        self.roots = [path.parent.resolve(), *(Path(root).resolve() for root in image_roots)]
 
     def fail(self, where: str, problem: str) -> DatasetFormatError:
         return DatasetFormatError(f"{self.path}: {where}: {problem}")
@@ -348,10 +361,31 @@ class _Parser:
                 raise self.fail(where, f"width and height must be >= 1, got {width} x {height}")
             if image_id in images:
                 raise self.fail(where, f"duplicate image id {image_id}")
+            self.check_inside(where, file_name)
             if not (self.path.parent / file_name).is_file():
                 raise self.fail(where, f"image file {self.path.parent / file_name} does not exist")
             images[image_id] = (file_name, width, height)
         return images
+
+    def check_inside(self, where: str, file_name: str) -> None:
+        """Raise unless ``file_name`` resolves into the set's folder or an image root."""
+        path = self.path.parent / file_name
+        resolved = path.resolve()
+        if any(resolved.is_relative_to(root) for root in self.roots):
+            return
+        if Path(file_name).is_absolute():
+            how = "is an absolute path"
+        elif not _lexical(path).is_relative_to(_lexical(self.path.parent)):
+            how = "climbs out of the set's folder with '..'"
+        else:
+            how = f"leads through a symlink to {resolved}"
+        roots = " or ".join(str(root) for root in self.roots)
+        raise self.fail(
+            where,
+            f"file_name {file_name!r} {how}, outside {roots}: image file names must stay inside "
+            "the set's folder (copy the image in, or name the folder it is in with "
+            "data.image_roots)",
+        )
 
     def annotation(self, entry: Any, index: int, images: dict, categories: dict) -> tuple:
         where = f"annotations[{index}]"
@@ -490,6 +524,11 @@ class _IgnoredKeypoints:
             IgnoredKeypointsWarning,
             stacklevel=4,
         )
+
+
+def _lexical(path: Path) -> Path:
+    """``path`` made absolute with ``..`` removed but symlinks not followed."""
+    return Path(os.path.normpath(path.absolute()))
 
 
 def _count(number: int, noun: str) -> str:

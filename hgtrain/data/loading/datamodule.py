@@ -38,6 +38,7 @@ from hgtrain.data.loading.transforms import (
     RandomWindowCrop,
     ResizePad,
     VerticalFlip,
+    check_flip_pairs,
 )
 from hgtrain.data.loading.workers import exit_with_parent
 from hgtrain.data.sample import CLASS_NAMES
@@ -103,6 +104,9 @@ class KeypointDataModule(L.LightningDataModule):
             and "unseen": a background family and a shape kind that training never draws
             (:func:`~hgtrain.data.generator.scene.unseen_scene`), with the noise of "noisy".
         hflip: probability of a horizontal flip in training.
+        flip_pairs: pairs of own class names that a horizontal flip swaps, e.g.
+            ``[[upper_left, upper_right], [lower_left, lower_right]]`` (``top_left`` and
+            ``bottom_right`` box corners are always re-derived from the flipped box).
         vflip: probability of a vertical flip in training.
         scale: range of the random rescale before a random crop in training ((1, 1): none for
             synthetic data; own images are always fitted to ``image_size`` first).
@@ -131,6 +135,9 @@ class KeypointDataModule(L.LightningDataModule):
             the number of labelled images, as ``hgtrain transfer`` draws them).
         val_dir: own validation set instead of the generated one.
         test_dir: own test set instead of the generated ones (one test loader).
+        image_roots: folders outside the own sets' folders that their images may be in (e.g.
+            a shared image folder that the sets link to); an image file name that resolves
+            anywhere else is an error.
         predict_dir: a folder of images to predict on (any size, letterboxed to ``image_size``;
             sub-folders included; see :mod:`hgtrain.data.loading.images`); without it,
             ``predict`` runs on the images of the test set (``test_dir``, else the first
@@ -149,6 +156,7 @@ class KeypointDataModule(L.LightningDataModule):
         test_size: int = 1024,
         test_sets: Sequence[str] = TEST_VARIANTS,
         hflip: float = 0.5,
+        flip_pairs: Sequence[tuple[str, str]] = (),
         vflip: float = 0.0,
         scale: tuple[float, float] = (1.0, 1.0),
         crop_scales: Sequence[float] | None = None,
@@ -165,6 +173,7 @@ class KeypointDataModule(L.LightningDataModule):
         train_subset: int | None = None,
         val_dir: str | None = None,
         test_dir: str | None = None,
+        image_roots: Sequence[str] = (),
         predict_dir: str | None = None,
     ) -> None:
         super().__init__()
@@ -258,7 +267,9 @@ class KeypointDataModule(L.LightningDataModule):
         self.seed = seed
         self.train_dir, self.val_dir, self.test_dir = train_dir, val_dir, test_dir
         self.train_subset = train_subset
+        self.image_roots = tuple(image_roots)
         self.predict_dir = predict_dir
+        self.flip_pairs = tuple(tuple(pair) for pair in flip_pairs)
         self.ignore = (
             IgnoreRule(min_object_size, min_visible) if min_object_size or min_visible else None
         )
@@ -312,7 +323,9 @@ class KeypointDataModule(L.LightningDataModule):
                     getattr(self, f"{split}_dir"),
                     f"its keypoint classes differ from the other sets': {names}",
                 )
-            self._class_names = next(iter(names.values())) if own else CLASS_NAMES
+            class_names = next(iter(names.values())) if own else CLASS_NAMES
+            self._check_flip_pairs(class_names)
+            self._class_names = class_names
             if own and self._class_names != CLASS_NAMES:
                 for split in ("train", "val", "test"):
                     check(
@@ -324,6 +337,14 @@ class KeypointDataModule(L.LightningDataModule):
                         f"own sets have {list(self._class_names)}: give data.{split}_dir too",
                     )
         return self._class_names
+
+    def _check_flip_pairs(self, class_names: Sequence[str]) -> None:
+        """A :class:`ConfigError` unless ``data.flip_pairs`` pair the data's own classes."""
+        try:
+            check_flip_pairs(self.flip_pairs, class_names)
+        except ValueError as error:
+            pairs = [list(pair) for pair in self.flip_pairs]
+            raise ConfigError("data", "flip_pairs", pairs, str(error)) from None
 
     def own_sets(self) -> dict[str, KeypointSet]:
         """The own sets given, by split (``"train"``, ``"val"``, ``"test"``), each folder read once.
@@ -354,7 +375,9 @@ class KeypointDataModule(L.LightningDataModule):
     def _read(self, directory: str) -> KeypointSet:
         """The parsed set in ``directory``, read (and its ignored keypoints reported) once."""
         if directory not in self._read_sets:
-            self._read_sets[directory] = read_keypoint_set(Path(directory))
+            self._read_sets[directory] = read_keypoint_set(
+                Path(directory), image_roots=self.image_roots
+            )
         return self._read_sets[directory]
 
     @property
@@ -468,8 +491,15 @@ class KeypointDataModule(L.LightningDataModule):
                 keypoint_set = dataclasses.replace(
                     keypoint_set, records=keypoint_set.records[: self.train_subset]
                 )
+            self._check_flip_pairs(keypoint_set.class_names)
+            self._warn_about_sided_classes(keypoint_set.class_names)
             return KeypointFolder(
-                self.train_dir, self.train_pipeline, self.seed, self.ignore, keypoint_set
+                self.train_dir,
+                self.train_pipeline,
+                self.seed,
+                self.ignore,
+                keypoint_set,
+                flip_pairs=self.flip_pairs,
             )
         noise = self.noise_config if self.noise else None
         return SyntheticKeypoints(
@@ -482,6 +512,25 @@ class KeypointDataModule(L.LightningDataModule):
             self.train_pipeline,
             self.ignore,
         )
+
+    def _warn_about_sided_classes(self, class_names: Sequence[str]) -> None:
+        """Warn when horizontal flips may mislabel own classes that name a side
+        (``upper_left``) but are in no flip pair."""
+        paired = {name for pair in self.flip_pairs for name in pair}
+        sided = [
+            name
+            for name in class_names
+            if name not in paired
+            and name not in ("top_left", "bottom_right")
+            and ("left" in name.lower() or "right" in name.lower())
+        ]
+        if self.hparams.hflip > 0 and sided:
+            rank_zero_warn(
+                f"hgtrain: data.hflip={self.hparams.hflip} flips the training images, but the "
+                f"classes {sided} name a side and are in no data.flip_pairs, so a flipped "
+                "image keeps their old labels: give the pairs (e.g. data.flip_pairs "
+                "[[upper_left, upper_right]]) or set data.hflip 0."
+            )
 
     def _set_arguments(self, name: str) -> tuple[Any, ...]:
         """(root, split, size, image_size, seed, scene, noise) of the generated set ``name``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,8 @@ class KeypointFolder(Dataset):
         ignore: which objects training does not penalise (targets get ``ignore``).
         keypoint_set: the set already read from ``directory`` (e.g. with ``strict=True``), so that
             it is not read, and reported on, again; read here when ``None``.
+        image_roots: folders outside ``directory`` that its images may be in (when read here).
+        flip_pairs: class names that a horizontal flip of ``pipeline`` swaps.
     """
 
     def __init__(
@@ -48,14 +51,16 @@ class KeypointFolder(Dataset):
         seed: int = 0,
         ignore: IgnoreRule | None = None,
         keypoint_set: KeypointSet | None = None,
+        image_roots: Sequence[str] = (),
+        flip_pairs: Sequence[Sequence[str]] = (),
     ) -> None:
         if keypoint_set is None:
-            keypoint_set = read_keypoint_set(Path(directory))
+            keypoint_set = read_keypoint_set(Path(directory), image_roots=image_roots)
         self.directory = Path(directory)
         self.class_names = keypoint_set.class_names
         self.records = keypoint_set.records
         self.info = keypoint_set.info
-        self.transform = KeypointTransform(pipeline, self.class_names, ignore)
+        self.transform = KeypointTransform(pipeline, self.class_names, ignore, flip_pairs)
         self.letterbox = pipeline if isinstance(pipeline, ResizePad) else None
         self.seed = seed
         if not self.records:

@@ -13,6 +13,10 @@ Two things need care beyond plain v2:
   the old top-right corner is the new top-left. So all four corners of such a box are carried
   through the transforms and the two classes are re-assigned afterwards from where the corners
   landed, instead of relabelling the old points.
+- **Own classes that name a side.** A horizontal flip turns an ``upper_left`` corner into an
+  ``upper_right`` one. Given ``flip_pairs``, the labels of each pair are swapped on the samples
+  that the pipeline flipped horizontally (it is told by two probe points carried along, whose
+  left-to-right order a flip reverses, so any v2 pipeline works).
 
 Keypoints that leave the image (outside [0, W) x [0, H)) are dropped; boxes are clamped to the
 image and dropped when nothing of them is left, with their keypoints. Random choices come from the
@@ -42,6 +46,7 @@ __all__ = [
     "RandomWindowCrop",
     "ResizePad",
     "VerticalFlip",
+    "check_flip_pairs",
 ]
 
 Target = dict[str, torch.Tensor]
@@ -307,6 +312,9 @@ class KeypointTransform:
             :class:`HorizontalFlip` / :class:`VerticalFlip` rather than v2's flips for keypoints.
         class_names: class names of the labels; ``top_left`` / ``bottom_right`` (if present) are
             treated as box corners.
+        ignore: which objects training does not penalise.
+        flip_pairs: pairs of class names that a horizontal flip swaps (``("upper_left",
+            "upper_right")``); see :func:`check_flip_pairs`.
 
     Returns from a call ``(image uint8 [3, H, W], target)`` with the target dict of the contract:
     ``keypoints`` float32 [N, 2], ``labels`` int64 [N], ``sizes`` float32 [N, 2] (w, h of the
@@ -316,13 +324,25 @@ class KeypointTransform:
     """
 
     def __init__(
-        self, pipeline: v2.Transform, class_names: Sequence[str], ignore: IgnoreRule | None = None
+        self,
+        pipeline: v2.Transform,
+        class_names: Sequence[str],
+        ignore: IgnoreRule | None = None,
+        flip_pairs: Sequence[Sequence[str]] = (),
     ) -> None:
         self.pipeline = pipeline
         self.ignore = ignore
         names = list(class_names)
         self.top_left = names.index("top_left") if "top_left" in names else -1
         self.bottom_right = names.index("bottom_right") if "bottom_right" in names else -1
+        self.flipped_label: np.ndarray | None = None
+        """label -> its label after a horizontal flip (``None``: no pairs, nothing to swap)."""
+        if flip_pairs:
+            check_flip_pairs(flip_pairs, names)
+            self.flipped_label = np.arange(len(names))
+            for first, second in flip_pairs:
+                i, j = names.index(first), names.index(second)
+                self.flipped_label[[i, j]] = j, i
 
     def __call__(self, sample: Sample, rng: np.random.Generator) -> tuple[torch.Tensor, Target]:
         corner_class = (sample.labels == self.top_left) | (sample.labels == self.bottom_right)
@@ -332,7 +352,12 @@ class KeypointTransform:
         # the four corners (x0, y0), (x1, y0), (x1, y1), (x0, y1) of each such box
         corners = sample.boxes[cornered][:, [0, 1, 2, 1, 2, 3, 0, 3]].reshape(-1, 2)
         extents = sample.boxes.reshape(-1, 2)  # two opposite corners per box, never clamped
-        points = np.concatenate([sample.keypoints[free], corners, extents]).astype(np.float32)
+        # with flip pairs, two probes whose left-to-right order tells whether the pipeline flipped
+        probes = [[0, 0], [sample.width, 0]] if self.flipped_label is not None else []
+        points = np.concatenate(
+            [sample.keypoints[free], corners, extents, np.reshape(probes, (-1, 2))]
+        )
+        points = points.astype(np.float32)
         canvas = (sample.height, sample.width)
         inputs = {
             "image": tv_tensors.Image(torch.from_numpy(sample.image)),
@@ -344,11 +369,17 @@ class KeypointTransform:
         out = _seeded(self.pipeline, inputs, int(rng.integers(2**63)))
         image = out["image"].as_subclass(torch.Tensor)
         points = out["keypoints"].as_subclass(torch.Tensor).numpy()
+        free_labels = sample.labels[free]
+        if self.flipped_label is not None:
+            (left_x, _), (right_x, _) = points[-2:]
+            points = points[:-2]
+            if left_x > right_x:
+                free_labels = self.flipped_label[free_labels]
         n_free, n_corners = int(free.sum()), 4 * len(cornered)
         extents = points[n_free + n_corners :].reshape(-1, 2, 2)
         keypoints, labels, owners = self._box_corners(points[n_free:][:n_corners], cornered)
         keypoints = np.concatenate([points[:n_free], keypoints])
-        labels = np.concatenate([sample.labels[free], labels])
+        labels = np.concatenate([free_labels, labels])
         owners = np.concatenate([sample.object_ids[free], owners])
         boxes = out["boxes"].as_subclass(torch.Tensor).numpy()
         ignored = None
@@ -369,6 +400,28 @@ class KeypointTransform:
         keypoints = np.stack([top_left, bottom_right], axis=1).reshape(-1, 2)
         labels = np.tile([self.top_left, self.bottom_right], len(corners))
         return keypoints, labels, np.repeat(objects, 2)
+
+
+def check_flip_pairs(flip_pairs: Sequence[Sequence[str]], class_names: Sequence[str]) -> None:
+    """Raise a ``ValueError`` naming the problem unless ``flip_pairs`` are pairs of two different
+    class names, each name in at most one pair and none a box corner (``top_left`` and
+    ``bottom_right`` are re-derived from the flipped box)."""
+    seen: set[str] = set()
+    for pair in flip_pairs:
+        if isinstance(pair, str) or len(pair) != 2 or pair[0] == pair[1]:
+            raise ValueError(f"{list(pair)!r} is not a pair of two different class names")
+        for name in pair:
+            if name not in class_names:
+                raise ValueError(
+                    f"{name!r} is not a keypoint class of the data {list(class_names)}"
+                )
+            if name in ("top_left", "bottom_right"):
+                raise ValueError(
+                    f"{name!r} is a box corner, which flips re-derive from the box: leave it out"
+                )
+            if name in seen:
+                raise ValueError(f"{name!r} is in more than one pair")
+            seen.add(name)
 
 
 def _seeded(pipeline: v2.Transform, inputs: dict[str, Any], seed: int) -> dict[str, Any]:

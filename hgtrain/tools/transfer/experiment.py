@@ -94,12 +94,13 @@ def fit_arguments(run: Run, sets: TaskSets, options: Any) -> list[str]:
     start = ["--model.backbone_weights", weights]
     start += ["--model.freeze_backbone", str(run.start == "frozen").lower()]
     logs = Path(options.output) / "runs"
+    flip_pairs = json.dumps(DOWNSTREAM_TASKS[run.task].flip_pairs)
     return [
         "fit",
         *("--config", options.fit_config, "--config", "transfer.yaml"),
         *("--data.train_dir", str(sets.train), "--data.train_subset", str(run.images)),
         *("--data.val_dir", str(sets.test), "--data.test_dir", str(sets.test)),
-        *("--data.image_size", str(options.image_size)),
+        *("--data.image_size", str(options.image_size), "--data.flip_pairs", flip_pairs),
         *("--data.batch_size", str(options.batch_size), "--data.seed", str(run.seed)),
         *("--seed_everything", str(run.seed), *start),
         *("--trainer.max_steps", str(options.steps)),
@@ -137,6 +138,10 @@ def settings_of(options: Any) -> dict[str, Any]:
         "test_size": options.test_size,
         "data_seed": options.data_seed,
         "fit_args": list(options.fit_args),
+        "flip_pairs": {
+            name: [list(pair) for pair in task.flip_pairs]
+            for name, task in DOWNSTREAM_TASKS.items()
+        },
     }
 
 
