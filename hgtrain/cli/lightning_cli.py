@@ -36,7 +36,7 @@ from hgtrain.data.loading.coco_format import DatasetFormatError
 from hgtrain.data.loading.datamodule import KeypointDataModule
 from hgtrain.errors import ConfigError, find_settings_error
 from hgtrain.training.callbacks import real_loggers
-from hgtrain.training.checkpoints import AtomicCheckpointIO, ResumableCheckpoints
+from hgtrain.training.checkpoints import AtomicCheckpointIO, ResumableCheckpoints, SIGINTException
 from hgtrain.training.divergence import DivergenceError, DivergenceGuard
 from hgtrain.training.module import HourglassKeypointModule
 from hgtrain.training.prediction_writer import PredictionWriter
@@ -49,6 +49,8 @@ SETTINGS_ARGUMENTS = {"SceneConfig": "data.scene", "PhotometricNoise": "data.noi
 """The argument that holds each settings dataclass, to name it in an error."""
 SIGTERM_EXIT_STATUS = 143
 """128 + SIGTERM: the exit status of a job stopped by SIGTERM, which schedulers read as such."""
+SIGINT_EXIT_STATUS = 130
+"""128 + SIGINT: the exit status of a run stopped by Ctrl-C (after saving ``last.ckpt``)."""
 MOVED_MODULES = {
     "hgtrain.callbacks": "hgtrain.training.callbacks",
     "hgtrain.checkpointing": "hgtrain.training.checkpoints",
@@ -399,18 +401,23 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> HgtrainCLI:
     except SIGTERMException:
         end_child_processes()
         raise SystemExit(SIGTERM_EXIT_STATUS) from None
+    except SIGINTException:
+        end_child_processes()
+        raise SystemExit(SIGINT_EXIT_STATUS) from None
     except (DivergenceError, DatasetFormatError, ConfigError) as error:
         raise SystemExit(f"hgtrain: {error}") from None
 
 
 def end_child_processes() -> None:
-    """SIGKILL this process's multiprocessing children (DataLoader workers) before a SIGTERM exit.
+    """SIGKILL this process's multiprocessing children (DataLoader workers) before a SIGTERM or
+    Ctrl-C exit.
 
-    The workers ignore SIGTERM (:mod:`hgtrain.data.loading.workers`). A loader that Lightning
-    shuts down tells its workers to stop, but one that the SIGTERM interrupted (validation with
-    persistent workers) leaves them running, and at exit multiprocessing "terminates" its
-    daemonic children with SIGTERM and then waits for them: for ever. The run is over and its
-    checkpoint saved, so nothing they hold is needed.
+    The workers ignore SIGTERM (:mod:`hgtrain.data.loading.workers`) and a first Ctrl-C
+    (:class:`ResumableCheckpoints`). A loader that Lightning shuts down tells its workers to
+    stop, but one that the SIGTERM interrupted (validation with persistent workers) leaves them
+    running, and at exit multiprocessing "terminates" its daemonic children with SIGTERM and then
+    waits for them: for ever. The run is over and its checkpoint saved, so nothing they hold is
+    needed.
     """
     for child in multiprocessing.active_children():
         child.kill()

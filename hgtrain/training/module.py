@@ -9,6 +9,7 @@ the engineering; the config holds the choices.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -473,8 +474,11 @@ class HourglassKeypointModule(L.LightningModule):
         """Refuse, before the first step, what a one-cycle schedule cannot follow and would fail
         on in the middle of training: parameter groups added by a finetuning callback (it knows
         only the groups it was built with), and a resumed run made longer (its schedule, restored
-        from the checkpoint, ends at the steps it was built for)."""
+        from the checkpoint, ends at the steps it was built for). A resumed ``step`` schedule
+        drops at ``lr_drop_at`` of this run's steps (:meth:`move_the_drop`)."""
         scheduler = self.lr_schedulers()
+        if isinstance(scheduler, MultiStepLR) and self.scheduler_factory is None:
+            self.move_the_drop(scheduler)
         if not isinstance(scheduler, OneCycleLR):
             return
         if any(isinstance(c, BaseFinetuning) for c in self.trainer.callbacks):
@@ -503,4 +507,26 @@ class HourglassKeypointModule(L.LightningModule):
         if hp.lr_schedule == "one_cycle":
             peak = [group["lr"] for group in optimizer.param_groups]
             return OneCycleLR(optimizer, peak, total_steps=steps, pct_start=hp.lr_warmup)
-        return MultiStepLR(optimizer, [int(hp.lr_drop_at * steps)], gamma=0.1)
+        return MultiStepLR(optimizer, [self.drop_step()], gamma=0.1)
+
+    def drop_step(self) -> int:
+        """The optimizer step after which the ``step`` schedule divides the rate by 10."""
+        return int(self.hparams.lr_drop_at * int(self.trainer.estimated_stepping_batches))
+
+    def move_the_drop(self, scheduler: MultiStepLR) -> None:
+        """Put the drop of a resumed ``step`` schedule at :meth:`drop_step` of this run.
+
+        Lightning restores the scheduler from the checkpoint, milestone included, so a run resumed
+        with another ``max_steps`` or ``max_epochs`` would drop where the first run would have.
+        The rates follow the moved drop: one taken that now lies ahead is undone (the rate rises
+        10x until it), one now passed is taken.
+        """
+        milestone = self.drop_step()
+        if list(scheduler.milestones.elements()) == [milestone]:
+            return
+        step = scheduler.last_epoch
+        taken = sum(n for at, n in scheduler.milestones.items() if at <= step)
+        factor = scheduler.gamma ** (int(milestone <= step) - taken)
+        scheduler.milestones = Counter([milestone])
+        for group in scheduler.optimizer.param_groups:
+            group["lr"] *= factor
