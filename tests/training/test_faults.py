@@ -318,19 +318,6 @@ def test_a_second_ctrl_c_stops_at_once_without_saving(tmp_path):
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
-@pytest.mark.slow
-def test_a_ctrl_c_to_one_ddp_rank_stops_every_rank_at_the_same_step(tmp_path):
-    config = tiny_config(tmp_path, max_epochs=2, devices=2, strategy="ddp", sync_batchnorm=False)
-    ctrl_c = [f"--trainer.callbacks+={__name__}.SigintAtStep", "--trainer.callbacks.step=1"]
-    hgtrain = Path(sys.executable).with_name("hgtrain")
-    command = [hgtrain, "fit", "--config", config, *ctrl_c, "--trainer.callbacks.rank=0"]
-    environment = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
-    status = subprocess.run(command, cwd=tmp_path, env=environment, timeout=300).returncode
-    assert status == 130
-    (last,) = tmp_path.rglob("last.ckpt")
-    assert torch.load(last, weights_only=True)["global_step"] == 1
-
-
 KILLED_WRITER = """
 import os, signal, sys
 from hgtrain.atomic import write_file_atomically
