@@ -24,7 +24,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["STALE_AFTER_S", "atomic_path", "remove_stale_temporaries", "write_file_atomically"]
+__all__ = [
+    "STALE_AFTER_S",
+    "atomic_path",
+    "process_alive",
+    "remove_stale_temporaries",
+    "write_file_atomically",
+]
 
 STALE_AFTER_S = 24 * 3600
 """A temporary file unmodified for this long is no write in progress, whoever wrote it."""
@@ -79,7 +85,7 @@ def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
         if not _TEMPORARY.fullmatch(candidate.name):
             continue
         own = mine.fullmatch(candidate.name)
-        writer_gone = own is not None and not _alive(int(own[1]))
+        writer_gone = own is not None and not process_alive(int(own[1]))
         try:
             status = candidate.lstat()
             if stat.S_ISREG(status.st_mode) and (
@@ -105,7 +111,7 @@ def _writer() -> str:
     return f"{socket.gethostname()}-{namespace}-{os.getpid()}"
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether process ``pid`` exists (another user's process counts)."""
     try:
         os.kill(pid, 0)

@@ -37,6 +37,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from hgtrain.atomic import process_alive
+
 __all__ = ["MANIFEST", "find_problem", "is_prepared", "remove_stale", "write_atomically"]
 
 MANIFEST = "manifest.json"
@@ -107,7 +109,7 @@ def remove_stale(folder: Path) -> None:
     host = socket.gethostname()
     for candidate in Path(folder).glob(".*.tmp-*"):
         match = _TEMPORARY.search(candidate.name)
-        if match and match["host"] in (None, host) and not _alive(int(match["pid"])):
+        if match and match["host"] in (None, host) and not process_alive(int(match["pid"])):
             shutil.rmtree(candidate, ignore_errors=True)
 
 
@@ -186,16 +188,6 @@ def _digest(path: Path, sync: bool = False) -> tuple[int, str]:
         if sync:
             os.fsync(file.fileno())
     return size, digest.hexdigest()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _canonical(settings: dict[str, Any]) -> Any:
