@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hgtrain.data.generator.raster import polygon_coverage, polygon_window
+from hgtrain.data.generator.raster import polygon_coverage, polygon_window, window_coverages
 
 
 def box_coverage(x0, y0, x1, y1, height, width):
@@ -45,3 +45,23 @@ def test_window_is_clipped_to_the_image():
         64,
         10,
     )
+
+
+def test_many_windows_in_one_pass_match_one_window_at_a_time():
+    """window_coverages rasterises every layer of every window at once, with the same exact
+    areas as polygon_coverage gives each polygon on its own (either orientation)."""
+    rng = np.random.default_rng(2)
+    windows, polygons, window_of, layer_of = [], [], [], []
+    for index in range(12):
+        origin = rng.uniform(0, 200, 2)
+        layers = int(rng.integers(1, 3))
+        triangles = [origin + rng.uniform(0, 30, (3, 2)) for _ in range(layers)]
+        polygons += [t if rng.random() < 0.5 else t[::-1] for t in triangles]
+        window_of += [index] * layers
+        layer_of += list(range(layers))
+        windows.append(polygon_window(triangles, 256, 256))
+    coverages = window_coverages(polygons, np.array(window_of), np.array(layer_of), windows)
+    for polygon, index, layer in zip(polygons, window_of, layer_of, strict=True):
+        expected = polygon_coverage([polygon], windows[index])
+        np.testing.assert_allclose(coverages[index][layer], expected, atol=1e-6)
+    assert [len(c) for c in coverages] == list(np.bincount(window_of))

@@ -10,7 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 from hgtrain.data.generator.backgrounds import LUMA, tinted
-from hgtrain.data.generator.raster import Window, box_window, polygon_coverage
+from hgtrain.data.generator.raster import (
+    Window,
+    box_window,
+    polygon_coverage,
+    window_coverages,
+)
 from hgtrain.data.generator.shapes import Shape
 from hgtrain.data.sample import Sample
 
@@ -19,6 +24,8 @@ __all__ = [
     "contrasting_colours",
     "overlaps",
     "paint_shape",
+    "paint_shapes",
+    "shape_colours",
     "shapes_to_sample",
     "uncovered",
 ]
@@ -32,18 +39,53 @@ def paint_shape(
 ) -> np.ndarray | None:
     """Composite the shape's fills over ``image`` in place and return their total coverage of
     the shape's window; None (nothing painted) if no contrasting colours exist."""
+    colours = shape_colours(rng, image, shape, min_contrast)
+    if colours is None:
+        return None
     window = box_window(shape.box, *image.shape[1:])
-    x0, y0, x1, y1 = window
+    coverages = np.stack([polygon_coverage(fill, window) for fill in shape.fills])
+    return _composite(image, window, coverages, colours)
+
+
+def shape_colours(
+    rng: np.random.Generator, image: np.ndarray, shape: Shape, min_contrast: float
+) -> np.ndarray | None:
+    """Colours [fills, 3] for the shape's fills that contrast with every pixel of ``image``
+    under its box; None if there are none (or the box is off the image)."""
+    x0, y0, x1, y1 = box_window(shape.box, *image.shape[1:])
     region = image[:, y0:y1, x0:x1]
     if region.size == 0:
         return None
     red, green, blue = region
     luma = LUMA[0] * red + LUMA[1] * green + LUMA[2] * blue
-    colours = contrasting_colours(rng, len(shape.fills), luma.min(), luma.max(), min_contrast)
-    if colours is None:
-        return None
-    coverages = [polygon_coverage(fill, window) for fill in shape.fills]
-    total = sum(coverages)
+    return contrasting_colours(rng, len(shape.fills), luma.min(), luma.max(), min_contrast)
+
+
+def paint_shapes(image: np.ndarray, shapes: list[Shape], colours: list[np.ndarray]) -> None:
+    """Composite several shapes, each in its colours (from :func:`shape_colours`), in one
+    rasterising pass; their boxes' pixel windows must not overlap."""
+    if not shapes:
+        return
+    windows = [box_window(shape.box, *image.shape[1:]) for shape in shapes]
+    polygons, window_of, layer_of = [], [], []
+    for index, shape in enumerate(shapes):
+        for layer, fill in enumerate(shape.fills):
+            polygons += fill
+            window_of += [index] * len(fill)
+            layer_of += [layer] * len(fill)
+    coverages = window_coverages(polygons, np.array(window_of), np.array(layer_of), windows)
+    for window, coverage, shape_colour in zip(windows, coverages, colours, strict=True):
+        _composite(image, window, coverage[: len(shape_colour)], shape_colour)
+
+
+def _composite(
+    image: np.ndarray, window: Window, coverages: np.ndarray, colours: np.ndarray
+) -> np.ndarray:
+    """Paint ``colours`` [fills, 3] with ``coverages`` [fills, h, w] over the ``window`` of
+    ``image`` in place; returns the total coverage."""
+    x0, y0, x1, y1 = window
+    region = image[:, y0:y1, x0:x1]
+    total = coverages.sum(axis=0) if len(coverages) > 1 else coverages[0]
     region *= 1.0 - total
     for coverage, colour in zip(coverages, colours, strict=True):
         region += coverage * colour[:, None, None]

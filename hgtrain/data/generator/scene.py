@@ -30,7 +30,14 @@ from hgtrain.data.generator.backgrounds import (
     BackgroundStyle,
     render_background,
 )
-from hgtrain.data.generator.paint import overlaps, paint_shape, shapes_to_sample, uncovered
+from hgtrain.data.generator.paint import (
+    overlaps,
+    paint_shape,
+    paint_shapes,
+    shape_colours,
+    shapes_to_sample,
+    uncovered,
+)
 from hgtrain.data.generator.photos import MISSING, photos_available
 from hgtrain.data.generator.raster import box_window
 from hgtrain.data.generator.shapes import SHAPES, Shape, ShapeRules
@@ -229,10 +236,13 @@ def render_scene(
     )
     n_objects = int(rng.integers(config.objects[0], config.objects[1] + 1))
     placed: list[Shape] = []
+    colours: list[np.ndarray] = []
     for kind in _draw(rng, config.kinds, n_objects):
-        shape = _place(rng, image, kind, side, rules, config, placed)
-        if shape is not None:
-            placed.append(shape)
+        found = _place(rng, image, kind, side, rules, config, placed)
+        if found is not None:
+            placed.append(found[0])
+            colours.append(found[1])
+    paint_shapes(image, placed, colours)
     for _ in range(int(rng.integers(config.occluders[0], config.occluders[1] + 1))):
         placed = _occlude(rng, image, side, rules, config, placed)
     return shapes_to_sample(image, placed, image_id)
@@ -286,12 +296,15 @@ def _place(
     rules: ShapeRules,
     config: SceneConfig,
     placed: list[Shape],
-) -> Shape | None:
-    """Draw, position and paint one shape of ``kind``; None if no attempt fits."""
+) -> tuple[Shape, np.ndarray] | None:
+    """Draw and position one shape of ``kind`` clear of ``placed``, and its colours against the
+    background under it; None if no attempt fits. Nothing is painted yet: the boxes' pixel
+    windows never overlap (the gap between boxes is at least 2 px), so what lies under a new
+    shape is background whatever the order of painting."""
     height, width = image.shape[1:]
     low = np.array([config.margin, config.margin])
     high = np.array([width - config.margin, height - config.margin])
-    gap = 0.5 * config.min_distance
+    gap = max(0.5 * config.min_distance, 1.0)
     grow = np.array([-gap, -gap, gap, gap])
     taken = [(s.box + grow).tolist() for s in placed]
     for _ in range(SHAPE_TRIES):
@@ -308,6 +321,7 @@ def _place(
         else:
             continue
         shape = shape.moved(offset)
-        if paint_shape(rng, image, shape, config.min_contrast) is not None:
-            return shape
+        colours = shape_colours(rng, image, shape, config.min_contrast)
+        if colours is not None:
+            return shape, colours
     return None
