@@ -20,8 +20,9 @@
 #   --no-install    run from the source tree (PYTHONPATH) instead of `pip install -e .`
 #
 # Writes DIR/<run>.json (one `hgtrain benchmark --json` result per run) and DIR/<run>.txt (the
-# configuration it ran and its summary line), DIR/table.md (Markdown tables, training then
-# inference, with speed-ups against fp32 eager), DIR/environment.txt and DIR/log.txt.
+# configuration it ran and its summary line), DIR/table.md (Markdown tables: training, then
+# inference, with speed-ups against fp32 eager, then the data pipeline of the --data_workers runs:
+# samples/s per worker, workers, whether data limits training), DIR/environment.txt and DIR/log.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,7 +42,7 @@ while [[ $# -gt 0 ]]; do
         --budget) budget="$2"; shift 2 ;;
         --wheels) wheels="$2"; shift 2 ;;
         --no-install) install=0; shift ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "gpu_check: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done

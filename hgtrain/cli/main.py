@@ -27,7 +27,10 @@ TOOLS = {
         "time training steps or inference of a network (images/s, latency, memory)",
     ),
     "data-preview": ("hgtrain.tools.data_preview", "a PNG grid of samples, keypoints and targets"),
-    "data-benchmark": ("hgtrain.tools.data_benchmark", "samples/s of the synthetic data pipeline"),
+    "data-benchmark": (
+        "hgtrain.tools.data_benchmark",
+        "samples/s of the synthetic data pipeline; workers per GPU the configs need",
+    ),
     "time-to-accuracy": (
         "hgtrain.tools.time_to_accuracy",
         "run a training config over seeds: wall time to a target AP, test results",

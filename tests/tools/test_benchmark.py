@@ -26,6 +26,7 @@ from hgtrain.tools.benchmark.training_steps import (
     data_throughput,
     versus,
 )
+from hgtrain.tools.data_benchmark import worker_balance
 from tests.helpers import tiny_backbone, tiny_config
 
 
@@ -513,6 +514,40 @@ def test_tables_show_training_and_inference_rows(tmp_path):
     )
     assert "| fp32 export channels_last | 80.0 (80.0-80.0) | 1.25x | 4 | 30.00" in exported
     assert main(["--table", *map(str, paths)]) is None
+
+
+def test_tables_show_the_data_pipeline_of_runs_with_data_workers(tmp_path, capsys):
+    # gpu_check.sh writes table.md with --table from runs timed with --data_workers
+    base = BenchmarkConfig(input_size=127)
+    fast = replace(base, precision="bf16", channels_last=True, data_workers=2)
+    with_data = {
+        **fake_result(fast),  # 4 images/s
+        "data": {
+            "samples_per_s_per_worker": 1.6,
+            "samples_per_s_per_worker_cpu_time": 1.5,
+            **worker_balance(1.5, workers=2, images_per_s=4.0),
+        },
+    }
+    results = [fake_result(base), with_data, fake_inference_result(InferenceConfig(), 0.1, 20.0)]
+    training_table, inference_table, data_table = format_table(results).split("\n\n")
+    assert len(training_table.splitlines()) == 4 and len(inference_table.splitlines()) == 3
+    header, _, row = data_table.splitlines()
+    assert header == (
+        "| backbone | input | batch | device | options | model images/s | samples/s per worker "
+        "(CPU time) | workers | workers' samples/s | data / model | workers needed "
+        "| data limits training |"
+    )
+    assert (
+        row
+        == "| squeeze | 127 | 2 | cpu | bf16 eager channels_last | 4.00 | 1.5 | 2 | 3.0 | 0.75 | 3 | yes |"
+    )
+    paths = []
+    for index, result in enumerate(results):
+        paths.append(tmp_path / f"{index}.json")
+        paths[-1].write_text(json.dumps(result))
+    main(["--table", *map(str, paths)])
+    assert capsys.readouterr().out.rstrip("\n").endswith(row)
+    assert "data limits training" not in format_table(results[:1] + results[2:])
 
 
 def test_inference_versus_announces_both_configurations(monkeypatch, capsys):

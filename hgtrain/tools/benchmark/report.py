@@ -174,18 +174,21 @@ def inference_versus_summary(result: dict[str, Any]) -> str:
 
 
 def format_table(results: list[dict[str, Any]]) -> str:
-    """Markdown tables of results, one row each in the given order: training results, then (after a
-    blank line) inference results, when there are both.
+    """Markdown tables of results, one row each in the given order: training results, then
+    inference results, then the data pipeline of the training results measured with
+    ``--data_workers``, each table after a blank line, those that have rows.
 
     ``vs fp32 eager`` divides a row's images/s (or, for latency, divides the fp32 eager latency by
     the row's) by those of the fp32 eager row without options for the same backbone, input, batch
     and device, when there is one: above 1 is faster.
     """
+    training = [r for r in results if r.get("mode") != "inference"]
     tables = [
         table(selected)
         for table, selected in (
-            (training_table, [r for r in results if r.get("mode") != "inference"]),
+            (training_table, training),
             (inference_table, [r for r in results if r.get("mode") == "inference"]),
+            (data_table, [r for r in training if "data" in r]),
         )
         if selected
     ]
@@ -251,5 +254,29 @@ def inference_table(results: list[dict[str, Any]]) -> str:
             f" | {faster[0]} | {c['batch_size']} | {ips['median']:.2f} ({ips['q1']:.2f}-"
             f"{ips['q3']:.2f}) | {faster[1]} | {r['gflops_per_s']:.1f} | "
             f"{r['peak_memory_mib']:.0f} | {warmup:.1f} |"
+        )
+    return "\n".join(rows)
+
+
+def data_table(results: list[dict[str, Any]]) -> str:
+    """The Markdown table of the data pipeline against the model, for training results with a
+    ``data`` entry (:func:`~hgtrain.tools.benchmark.training_steps.data_throughput`): samples/s of
+    one worker (CPU time), the workers' together against the measured images/s, the workers
+    needed, and whether the data pipeline limits training."""
+    rows = [
+        "| backbone | input | batch | device | options | model images/s | samples/s per worker "
+        "(CPU time) | workers | workers' samples/s | data / model | workers needed "
+        "| data limits training |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        c, d, model = r["config"], r["data"], r["images_per_s"]["median"]
+        rows.append(
+            f"| {backbone_name(c)} | {c['input_size']} | {c['batch_size']} | {c['device']} | "
+            f"{describe_options(c)} | {model:.2f} | "
+            f"{d['samples_per_s_per_worker_cpu_time']:.1f} | {d['workers']} | "
+            f"{d['samples_per_s_with_workers']:.1f} | "
+            f"{d['samples_per_s_with_workers'] / model:.2f} | {d['workers_needed']} | "
+            f"{'yes' if d['limits_training'] else 'no'} |"
         )
     return "\n".join(rows)

@@ -17,7 +17,6 @@ plus one option.
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -47,7 +46,7 @@ from hgtrain.tools.benchmark.workload import (
     synthetic_batch,
     with_option_on,
 )
-from hgtrain.tools.data_benchmark import benchmark_size
+from hgtrain.tools.data_benchmark import benchmark_size, worker_balance
 from hgtrain.training.module import Batch, HourglassKeypointModule, onednn_corrupts_nhwc_backward
 
 __all__ = [
@@ -197,10 +196,7 @@ def data_throughput(
     return {
         "samples_per_s_per_worker": measured["samples_per_s"],
         "samples_per_s_per_worker_cpu_time": per_worker,
-        "workers": workers,
-        "samples_per_s_with_workers": workers * per_worker,
-        "workers_needed": math.ceil(images_per_s / per_worker),
-        "limits_training": workers * per_worker < images_per_s,
+        **worker_balance(per_worker, workers, images_per_s),
     }
 
 
