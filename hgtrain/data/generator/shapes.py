@@ -14,6 +14,7 @@ with edges but no corners, and so no keypoints.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,10 @@ import numpy as np
 __all__ = ["SHAPES", "Shape", "ShapeRules"]
 
 TOP_LEFT, BOTTOM_RIGHT, CORNER = 0, 1, 2
+BLOB_ANGLES = np.linspace(0, 2 * np.pi, 72, endpoint=False)
+BLOB_CIRCLE = np.stack([np.cos(BLOB_ANGLES), np.sin(BLOB_ANGLES)], axis=1)
+CAP_ANGLES = np.linspace(0, np.pi, 9)[1:-1]
+"""The inner vertices of a half circle: a curve's round cap."""
 
 
 @dataclass(frozen=True)
@@ -132,9 +137,8 @@ def checkerboard(rng: np.random.Generator, size: float, rules: ShapeRules) -> Sh
     most = min(5, int(size / (1.4 * rules.min_distance)))
     if most < 3:
         return None
-    columns, rows = rng.integers(3, most + 1, size=2)
-    u, v = np.meshgrid(np.arange(columns + 1) - columns / 2, np.arange(rows + 1) - rows / 2)
-    grid = np.stack([u, v], axis=-1).reshape(-1, 2)
+    columns, rows = (int(n) for n in rng.integers(3, most + 1, size=2))
+    grid = _centred_grid(columns, rows)
     angle = rng.uniform(0, 2 * np.pi)
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     stretch = np.array([[rng.uniform(0.7, 1.3), rng.uniform(-0.3, 0.3)], [0.0, 1.0]])
@@ -195,11 +199,11 @@ def ellipse(rng: np.random.Generator, size: float, rules: ShapeRules) -> Shape |
 
 def blob(rng: np.random.Generator, size: float, rules: ShapeRules) -> Shape | None:
     """A smooth closed curve (a circle bent by 2-4 low harmonics): clutter, no keypoints."""
-    t = np.linspace(0, 2 * np.pi, 72, endpoint=False)
+    t = BLOB_ANGLES
     radius = np.ones_like(t)
     for harmonic in range(2, 5):
         radius += rng.uniform(0.0, 0.35 / harmonic) * np.cos(harmonic * t + rng.uniform(0, 6.3))
-    points = radius[:, None] * np.stack([np.cos(t), np.sin(t)], axis=1)
+    points = radius[:, None] * BLOB_CIRCLE
     points *= size / np.ptp(points, axis=0).max()
     return _shape("blob", [[points]], np.zeros((0, 2)), np.zeros(0, np.int64))
 
@@ -216,8 +220,8 @@ def curve(rng: np.random.Generator, size: float, rules: ShapeRules) -> Shape | N
     caps = [
         end + half_width * np.stack([np.cos(a), np.sin(a)], axis=1)
         for end, a in (
-            (centre_line[-1], t[-1] + np.linspace(0, np.pi, 9)[1:-1]),
-            (centre_line[0], t[0] + np.pi + np.linspace(0, np.pi, 9)[1:-1]),
+            (centre_line[-1], t[-1] + CAP_ANGLES),
+            (centre_line[0], t[0] + np.pi + CAP_ANGLES),
         )
     ]
     outline = np.concatenate(
@@ -264,9 +268,20 @@ def _preceding(values: np.ndarray) -> np.ndarray:
 
 def _far_apart(points: np.ndarray, min_distance: float) -> bool:
     """Whether every pair of ``points`` is at least ``min_distance`` apart."""
-    distance = np.linalg.norm(points[:, None] - points[None], axis=-1)
-    np.fill_diagonal(distance, np.inf)
-    return bool(distance.min() >= min_distance)
+    step = points[:, None] - points[None]
+    squared = (step * step).sum(axis=-1)
+    np.fill_diagonal(squared, np.inf)
+    return bool(squared.min() >= min_distance * min_distance)
+
+
+@functools.lru_cache(maxsize=16)
+def _centred_grid(columns: int, rows: int) -> np.ndarray:
+    """The (columns + 1) x (rows + 1) vertices of a board of unit cells centred on the origin,
+    [N, 2] row by row (read-only: shared between calls)."""
+    u, v = np.meshgrid(np.arange(columns + 1) - columns / 2, np.arange(rows + 1) - rows / 2)
+    grid = np.stack([u, v], axis=-1).reshape(-1, 2)
+    grid.flags.writeable = False
+    return grid
 
 
 def _near_axis(angles: np.ndarray, clearance: float) -> np.ndarray:
