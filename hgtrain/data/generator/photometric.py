@@ -9,10 +9,16 @@ float32 image in [0, 255]. Gamma, colour balance and defocus are not SuperPoint'
 the camera's tone curve, white balance and focus (``PhotometricNoise.superpoint()`` turns them
 off). Unlike SuperPoint, brightness never pushes the image's mean below 64 or above 192 (unless it
 already is), because clipping at 0 or 255 would erase shapes whose keypoints are still labelled.
+Everything random comes from the generator passed in (the Gaussian noise is read from a fixed,
+seeded table of normals at a place drawn from it), so an image is a pure function of its state.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +30,13 @@ from hgtrain.errors import SettingsError
 __all__ = ["PhotometricNoise", "apply_photometric_noise"]
 
 DARKEST_MEAN, BRIGHTEST_MEAN = 64.0, 192.0
+SHADE_CELL = 8  # the shading is drawn on a grid of one node per 8 x 8 pixels
+GAMMA_BINS = 8192  # equal bins over [0, 255] in the gamma's lookup table
+NORMALS_SEED, NORMALS_CHUNK = 20240611, 1 << 16  # the table of normals that the grain reads
+
+_GAMMA_LOG_CENTRES = np.log((np.arange(GAMMA_BINS, dtype=np.float32) + 0.5) / GAMMA_BINS)
+_normals = np.empty(0, np.float32)  # grown by _standard_normals
+_work = threading.local()  # the work arrays of _scratch, per thread
 
 
 @dataclass
@@ -102,39 +115,51 @@ class PhotometricNoise:
 def apply_photometric_noise(
     rng: np.random.Generator, image: np.ndarray, noise: PhotometricNoise
 ) -> np.ndarray:
-    """Apply ``noise`` to a float32 [3, H, W] image in [0, 255]; returns it clipped to [0, 255]."""
-    apply = rng.random(7) < noise.probability
+    """Apply ``noise`` to a float32 [3, H, W] image in [0, 255]; returns it clipped to [0, 255].
+
+    Works in place (on a contiguous float32 copy if ``image`` is not one), in as few passes over
+    the image and as few calls as it can: memory traffic is the cost on large images, and the
+    calls themselves on small ones. numpy does the plain passes; torch (single-threaded in a
+    DataLoader worker) those where its kernels are faster: clamping, table lookups, multiply-adds
+    and strided views.
+    """
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    height, width = image.shape[1:]
+    apply = (rng.random(7) < noise.probability).tolist()
     if apply[0]:
-        image = _shade(rng, image, float(rng.uniform(*noise.shade)))
+        image *= _shade(rng, height, width, float(rng.uniform(*noise.shade)))
+    # brightness, contrast and colour balance map each channel to gain * x + offset: one pass
+    # (or none: the gamma's table lookup does it)
+    gain, offset = np.ones((3, 1, 1), np.float32), np.zeros((3, 1, 1), np.float32)
     if apply[1]:
         factor = float(rng.uniform(*noise.contrast))
-        mean = image[:, ::4, ::4].mean(axis=(1, 2))  # a 1/16 subsample is plenty, and faster
+        subsample = image[:, ::4, ::4]  # a 1/16 subsample is plenty, and faster
+        mean = subsample.sum(axis=(1, 2), keepdims=True) / np.float32(subsample[0].size)
         shift = _brightness_shift(rng, float(mean.mean()), noise.brightness)
-        image *= factor
-        image += ((1.0 - factor) * mean + shift).astype(np.float32)[:, None, None]
-    if apply[5] and noise.gamma != (1.0, 1.0):
-        np.clip(image, 0.0, 255.0, out=image)
-        image *= 1.0 / 255.0
-        np.power(image, np.float32(rng.uniform(*noise.gamma)), out=image)
-        image *= 255.0
-    if apply[6] and noise.colour > 0:
-        gains = rng.uniform(1.0 - noise.colour, 1.0 + noise.colour, 3).astype(np.float32)
-        image *= gains[:, None, None]
+        gain[:] = factor
+        offset[:] = (1.0 - factor) * mean + shift
+    gamma = float(rng.uniform(*noise.gamma)) if apply[5] and noise.gamma != (1.0, 1.0) else None
+    balance = apply[6] and noise.colour > 0
+    colour = np.ones((3, 1, 1), np.float32)
+    if balance:
+        colour[:] = rng.uniform(1.0 - noise.colour, 1.0 + noise.colour, (3, 1, 1))
+    if gamma is not None:
+        _gamma(image, gamma, gain, offset if apply[1] else None, colour)
+    elif apply[1] or balance:
+        image *= gain * colour
+        if apply[1]:
+            image += offset * colour
     if apply[2]:
         defocus = noise.defocus > 0 and (noise.motion_blur == 1 or rng.random() < 0.5)
         if defocus:
-            image = _defocus(image, float(rng.uniform(0.3, 1.0) * noise.defocus))
+            _defocus(image, float(rng.uniform(0.3, 1.0) * noise.defocus))
         elif noise.motion_blur > 1:
             length = 2 * int(rng.integers(1, noise.motion_blur // 2 + 1)) + 1
-            image = _motion_blur(rng, image, length)
+            _motion_blur(rng, image, length)
+    pixels = torch.from_numpy(image)
     if apply[3]:
-        std = float(rng.uniform(*noise.gaussian_std))
-        # torch's normal sampler is ~2.5x faster than numpy's; seeded from the sample's generator
-        generator = torch.Generator().manual_seed(int(rng.integers(2**63)))
-        grain = torch.randn(image.shape[1:], generator=generator).numpy()
-        grain *= std
-        image += grain
-    np.clip(image, 0.0, 255.0, out=image)
+        pixels.add_(_grain(rng, height, width), alpha=float(rng.uniform(*noise.gaussian_std)))
+    pixels.clamp_(0.0, 255.0)
     if apply[4]:
         _speckle(rng, image, rng.uniform(0.0, noise.speckle))
     return image
@@ -143,62 +168,173 @@ def apply_photometric_noise(
 def _brightness_shift(rng: np.random.Generator, mean: float, largest: float) -> float:
     """A shift in [-largest, largest] that never moves the mean grey level further out than
     [64, 192] (or than it already is), so that dark or bright images don't clip the shapes away."""
-    target = mean + rng.uniform(-largest, largest)
-    return float(np.clip(target, min(mean, DARKEST_MEAN), max(mean, BRIGHTEST_MEAN)) - mean)
+    target = mean + float(rng.uniform(-largest, largest))
+    return min(max(target, min(mean, DARKEST_MEAN)), max(mean, BRIGHTEST_MEAN)) - mean
 
 
-def _shade(rng: np.random.Generator, image: np.ndarray, strength: float) -> np.ndarray:
-    """Darken (or lighten) smooth blotches: a few blurred ellipses drawn at 1/8 resolution."""
-    height, width = image.shape[1:]
-    small = (max(8, width // 8), max(8, height // 8))
+def _shade(rng: np.random.Generator, height: int, width: int, strength: float) -> np.ndarray:
+    """The factor ``1 - strength * mask`` of a smooth shadow (a highlight if ``strength < 0``):
+    a few blurred ellipses drawn on a grid of one node per ``SHADE_CELL`` pixels, interpolated
+    bilinearly to each pixel."""
+    cell = max(1, min(SHADE_CELL, min(height, width) // 8))  # at least 8 cells a side
+    small = ((width - 1) // cell + 2, (height - 1) // cell + 2)  # nodes around every pixel
     mask = Image.new("L", small, 0)
     draw = ImageDraw.Draw(mask)
-    for _ in range(int(rng.integers(1, 6))):
-        centre = rng.uniform(0, 1, 2) * small
-        radii = rng.uniform(0.1, 0.4, 2) * max(small)
-        draw.ellipse([*(centre - radii), *(centre + radii)], fill=255)
+    count = int(rng.integers(1, 6))
+    centres = rng.uniform(0, 1, (count, 2)) * small
+    radii = rng.uniform(0.1, 0.4, (count, 2)) * max(small)
+    for box in np.concatenate([centres - radii, centres + radii], axis=1).tolist():
+        draw.ellipse(box, fill=255)
     mask = mask.filter(ImageFilter.GaussianBlur(0.1 * max(small)))
-    shade = np.asarray(mask.resize((width, height), Image.Resampling.BILINEAR), np.float32)
-    image *= 1.0 - (strength / 255.0) * shade
-    return image
+    factor = 1.0 - np.float32(strength / 255.0) * np.asarray(mask, np.float32)
+    across = np.ascontiguousarray(_between_rows(factor.T, cell, "shade columns")[:width].T)
+    return _between_rows(across, cell, "shade")[:height]
 
 
-def _motion_blur(rng: np.random.Generator, image: np.ndarray, length: int) -> np.ndarray:
-    """Average ``length`` copies of the image shifted along a random direction."""
-    angle = rng.uniform(0, np.pi)
+@functools.lru_cache(maxsize=4)
+def _fractions(cell: int) -> torch.Tensor:
+    """(cell, 1): the places 0, 1 / cell, ... (cell - 1) / cell between two grid nodes."""
+    return torch.arange(cell, dtype=torch.float32)[:, None] / cell
+
+
+def _between_rows(grid: np.ndarray, cell: int, name: str) -> np.ndarray:
+    """Linear interpolation at ``cell`` evenly spaced places from each row of ``grid`` to the next,
+    (n, m) -> (cell * (n - 1), m), into the work array ``name``: one multiply-add in torch, which
+    (unlike numpy) keeps its fast loop when one operand is broadcast."""
+    out = _scratch(name, (len(grid) - 1, cell, grid.shape[1]))
+    start, step = grid[:-1, None], (grid[1:] - grid[:-1])[:, None]
+    torch.addcmul(
+        *map(torch.from_numpy, (start, step)), _fractions(cell), out=torch.from_numpy(out)
+    )
+    return out.reshape(-1, grid.shape[1])
+
+
+def _gamma(
+    image: np.ndarray,
+    gamma: float,
+    gain: np.ndarray,
+    offset: np.ndarray | None,
+    colour: np.ndarray,
+) -> None:
+    """``image = colour * 255 * (y / 255) ** gamma`` per channel, in place, where ``y`` is
+    ``gain * image + offset`` clipped to [0, 255] (gain, offset and colour: [3, 1, 1]).
+
+    One lookup in a table of the curve at the centres of ``GAMMA_BINS`` equal bins over [0, 255]
+    (``np.power`` costs 5x more at 511 x 511): within 0.06 grey levels of the exact curve above
+    grey level 1, and within 0.3 below it (where the curve is steep if ``gamma < 1``).
+    """
+    scale = np.float32(GAMMA_BINS / 255.0)
+    image *= gain * scale
+    if offset is not None:
+        image += offset * scale
+    torch.from_numpy(image).clamp_(0.0, GAMMA_BINS - 1)
+    bins = _scratch("bins", image.shape, np.int32)
+    np.copyto(bins, image, casting="unsafe")  # truncation: the bin of each pixel
+    tables = colour[:, 0] * (np.float32(255.0) * np.exp(np.float32(gamma) * _GAMMA_LOG_CENTRES))
+    for table, index, out in zip(tables, bins.reshape(3, -1), image.reshape(3, -1), strict=True):
+        torch.index_select(
+            torch.from_numpy(table), 0, torch.from_numpy(index), out=torch.from_numpy(out)
+        )
+
+
+def _motion_blur(rng: np.random.Generator, image: np.ndarray, length: int) -> None:
+    """Average ``length`` copies of the image shifted along a random direction, in place."""
+    angle = float(rng.uniform(0, np.pi))
     radius = length // 2
-    steps = np.arange(-radius, radius + 1)
-    dx = np.rint(steps * np.cos(angle)).astype(int)
-    dy = np.rint(steps * np.sin(angle)).astype(int)
+    steps = range(-radius, radius + 1)
+    across = [radius + round(step * math.cos(angle)) for step in steps]
+    down = [radius + round(step * math.sin(angle)) for step in steps]
+    padded = _pad_edges(image, radius, 1.0 / length)
     height, width = image.shape[1:]
-    padded = np.pad(image, ((0, 0), (radius, radius), (radius, radius)), mode="edge")
-    shifted = [
-        padded[:, radius + y : radius + y + height, radius + x : radius + x + width]
-        for x, y in zip(dx, dy, strict=True)
-    ]
-    blurred = shifted[0].copy()
-    for view in shifted[1:]:
-        blurred += view
-    blurred *= 1.0 / length
-    return blurred
+    views = [padded[:, y : y + height, x : x + width] for x, y in zip(across, down, strict=True)]
+    _add_views(image, views, [1.0] * length)
 
 
-def _defocus(image: np.ndarray, sigma: float) -> np.ndarray:
-    """A separable Gaussian blur of standard deviation ``sigma`` px (edges replicated)."""
-    radius = max(1, int(np.ceil(3 * sigma)))
-    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2).astype(np.float32)
-    taps /= taps.sum()
+def _defocus(image: np.ndarray, sigma: float) -> None:
+    """A separable Gaussian blur of standard deviation ``sigma`` px (edges replicated), in place.
+
+    Each axis adds its taps relative to the centre one, ``x + sum_k w_k / w_0 * (x_-k + x_+k)``
+    (one multiply-add per tap); the padded copy is scaled to normalise both axes at once.
+    """
+    radius = max(1, math.ceil(3 * sigma))
+    ratios = [math.exp(-0.5 * (k / sigma) ** 2) for k in range(radius + 1)]  # w_k / w_0
+    starts = [radius, *(radius + sign * k for k in range(1, radius + 1) for sign in (-1, 1))]
+    weights = [ratios[abs(start - radius)] for start in starts]
+    padded = _pad_edges(image, radius, 1.0 / sum(weights) ** 2)
     height, width = image.shape[1:]
-    padded = np.pad(image, ((0, 0), (0, 0), (radius, radius)), mode="edge")
-    rows = sum(w * padded[:, :, i : i + width] for i, w in enumerate(taps))
-    padded = np.pad(rows, ((0, 0), (radius, radius), (0, 0)), mode="edge")
-    return sum(w * padded[:, i : i + height] for i, w in enumerate(taps))
+    rows = _scratch("rows", (3, height + 2 * radius, width))
+    _add_views(rows, [padded[:, :, start : start + width] for start in starts], weights)
+    _add_views(image, [rows[:, start : start + height] for start in starts], weights)
+
+
+def _pad_edges(image: np.ndarray, radius: int, scale: float) -> np.ndarray:
+    """``scale * image`` with its edge pixels repeated ``radius`` times on each side (a work
+    array; the scale costs nothing more than the copy)."""
+    height, width = image.shape[1:]
+    padded = _scratch("padded", (3, height + 2 * radius, width + 2 * radius))
+    middle = padded[:, radius : radius + height]
+    inner = middle[:, :, radius : radius + width]
+    torch.mul(torch.from_numpy(image), scale, out=torch.from_numpy(inner))
+    middle[:, :, :radius] = inner[:, :, :1]
+    middle[:, :, radius + width :] = inner[:, :, -1:]
+    padded[:, :radius] = padded[:, radius : radius + 1]
+    padded[:, radius + height :] = padded[:, radius + height - 1 : radius + height]
+    return padded
+
+
+def _add_views(out: np.ndarray, views: Sequence[np.ndarray], weights: Sequence[float]) -> None:
+    """``out = sum_k weights[k] * views[k]`` with ``weights[0] == 1``: one (multiply-)add per view,
+    in torch, which is faster than numpy on these strided views."""
+    total, first, *rest = map(torch.from_numpy, (out, *views))
+    torch.add(first, rest[0], alpha=weights[1], out=total)
+    for view, weight in zip(rest[1:], weights[2:], strict=True):
+        total.add_(view, alpha=weight)
+
+
+def _grain(rng: np.random.Generator, height: int, width: int) -> torch.Tensor:
+    """Standard normal noise per pixel: a height x width view of a fixed table of normals at an
+    offset and row stride drawn from ``rng`` (drawing the normals would cost ~1 ms at 511 x 511).
+
+    Pixel (y, x) reads entry ``offset + y * stride + x`` with ``stride >= width``: distinct pixels
+    read distinct entries, and ``rng`` never sees the table, so the noise within an image is
+    exactly i.i.d. N(0, 1). Images do share entries, but each at its own offset and row stride
+    (over 10^8 placements at 511 x 511) and under an unrelated scene: nothing a model can use.
+    """
+    stride = width + int(rng.integers(0, width // 2 + 1))
+    offset = int(rng.integers(0, 2 * height * width))
+    table = _standard_normals(2 * height * width + height * (width + width // 2))
+    rows = table[offset : offset + height * stride].reshape(height, stride)
+    return torch.from_numpy(rows[:, :width])
+
+
+def _standard_normals(count: int) -> np.ndarray:
+    """At least ``count`` entries of a fixed sequence of i.i.d. float32 standard normals, made on
+    first use in each process: chunk ``k`` of ``NORMALS_CHUNK`` comes from the generator seeded
+    ``[NORMALS_SEED, k]``, so the sequence is the same however (and in whichever process) it grew."""
+    global _normals
+    have, need = _normals.size // NORMALS_CHUNK, -(-count // NORMALS_CHUNK)
+    if need > have:
+        chunks = [
+            np.random.default_rng([NORMALS_SEED, k]).standard_normal(NORMALS_CHUNK, np.float32)
+            for k in range(have, need)
+        ]
+        _normals = np.concatenate([_normals, *chunks])
+    return _normals
 
 
 def _speckle(rng: np.random.Generator, image: np.ndarray, fraction: float) -> None:
     """Set about ``fraction`` of the pixels to black or white, in place."""
-    height, width = image.shape[1:]
-    count = int(rng.binomial(height * width, fraction))
-    rows = rng.integers(0, height, count)
-    columns = rng.integers(0, width, count)
-    image[:, rows, columns] = 255.0 * rng.integers(0, 2, count)
+    pixels = image.shape[1] * image.shape[2]
+    white, where = np.divmod(rng.integers(0, 2 * pixels, rng.binomial(pixels, fraction)), pixels)
+    image.reshape(3, -1)[:, where] = 255.0 * white
+
+
+def _scratch(name: str, shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
+    """A contiguous work array, kept between calls (per thread) and grown when needed: filling a
+    fresh array of a few MB costs page faults that can outweigh the work done in it."""
+    size = math.prod(shape)
+    buffers = _work.__dict__.setdefault("buffers", {})
+    buffer = buffers.get(name)
+    if buffer is None or buffer.dtype != dtype or buffer.size < size:
+        buffer = buffers[name] = np.empty(size, dtype)
+    return buffer[:size].reshape(shape)
