@@ -12,6 +12,7 @@ from hgtrain.data.generator.scene import (
     HELD_OUT_BACKGROUND,
     HELD_OUT_KIND,
     SceneConfig,
+    contrast_band_scene,
     render_scene,
     scene_preset,
     unseen_scene,
@@ -20,7 +21,7 @@ from hgtrain.data.generator.shapes import SHAPES, ShapeRules
 from hgtrain.data.loading.coco_format import read_keypoint_set, write_keypoint_set
 from hgtrain.data.loading.datamodule import KeypointDataModule
 from hgtrain.data.sample import CLASS_NAMES
-from hgtrain.errors import ConfigError
+from hgtrain.errors import ConfigError, SettingsError
 from hgtrain.tools import data_preview as preview
 
 BUILT_IN = [name for name in BACKGROUNDS if name != "photo"]
@@ -52,11 +53,10 @@ def test_textured_families_keep_their_luma_range_to_the_texture_contrast(family)
     assert min(spreads) >= 15.0  # a pattern that shows, not a flat image
 
 
-@pytest.mark.parametrize("family", BUILT_IN)
-def test_shapes_stand_out_from_every_background_pixel_under_them(family):
-    config = SceneConfig(kinds={"box": 1.0}, backgrounds={family: 1.0}, occluders=(0, 0))
-    checked = 0
-    for seed in range(6):
+def contrast_gaps(config: SceneConfig, family: str, seeds: range) -> list[float]:
+    """Each drawn box's luma difference from the nearest background level under it."""
+    gaps = []
+    for seed in seeds:
         sample = render_scene(np.random.default_rng(seed), 96, 96, config)
         rng = np.random.default_rng(seed)  # the background is drawn first: draw it again
         scene._draw(rng, config.backgrounds, 1)
@@ -67,11 +67,42 @@ def test_shapes_stand_out_from_every_background_pixel_under_them(family):
             inner = np.s_[int(np.ceil(y0)) + 1 : int(y1) - 1, int(np.ceil(x0)) + 1 : int(x1) - 1]
             fill = luma(sample.image)[inner]
             under = background[int(y0) : int(np.ceil(y1)), int(x0) : int(np.ceil(x1))]
-            gap = min(abs(fill.mean() - under.min()), abs(fill.mean() - under.max()))
             assert fill.mean() < under.min() or fill.mean() > under.max()
-            assert gap >= config.min_contrast - 0.5
-            checked += 1
-    assert checked >= 6
+            gaps.append(min(abs(fill.mean() - under.min()), abs(fill.mean() - under.max())))
+    return gaps
+
+
+@pytest.mark.parametrize("family", BUILT_IN)
+def test_plain_shapes_stand_out_from_every_background_pixel_under_them(family):
+    config = SceneConfig(kinds={"box": 1.0}, backgrounds={family: 1.0}, faint=0.0)
+    gaps = contrast_gaps(config, family, range(6))
+    assert len(gaps) >= 6 and min(gaps) >= config.min_contrast - 0.5
+
+
+@pytest.mark.parametrize("band", [(8.0, 20.0), (20.0, 50.0)])
+def test_a_contrast_band_scene_draws_every_shape_within_its_band(band):
+    plain = SceneConfig(kinds={"box": 1.0}, backgrounds={"noise": 1.0})
+    gaps = contrast_gaps(contrast_band_scene(plain, band), "noise", range(8))
+    assert len(gaps) >= 8
+    assert band[0] - 0.5 <= min(gaps) and max(gaps) <= band[1] + 0.5
+
+
+def test_a_share_of_the_shapes_is_faint_and_the_rest_plain():
+    config = SceneConfig(kinds={"box": 1.0}, backgrounds={"smooth": 1.0}, faint=0.25)
+    gaps = np.array(contrast_gaps(config, "smooth", range(60)))
+    faint = gaps < config.min_contrast - 0.5
+    assert len(gaps) >= 100
+    assert 0.15 < faint.mean() < 0.35
+    assert gaps[faint].min() >= config.faint_contrast[0] - 0.5
+
+
+@pytest.mark.parametrize(
+    "settings, named",
+    [({"faint": 1.5}, "faint"), ({"faint_contrast": (30.0, 10.0)}, "faint_contrast")],
+)
+def test_a_faint_setting_out_of_range_is_refused_by_name(settings, named):
+    with pytest.raises(SettingsError, match=named):
+        SceneConfig(**settings)
 
 
 def test_the_cross_is_twelve_exact_far_apart_vertices():
@@ -86,11 +117,46 @@ def test_the_cross_is_twelve_exact_far_apart_vertices():
         assert distance[~np.eye(12, dtype=bool)].min() >= rules.min_distance
 
 
-@pytest.mark.parametrize("kind", ["ellipse", "blob", "curve"])
+@pytest.mark.parametrize("kind", ["ellipse", "blob"])
+@pytest.mark.parametrize("size", [16.0, 30.0, 60.0])
+def test_clutter_stays_round_so_that_no_bend_looks_like_a_corner(kind, size):
+    rules = ShapeRules()
+    rng = np.random.default_rng(1)
+    drawn = [SHAPES[kind](rng, size, rules) for _ in range(200)]
+    drawn = [shape for shape in drawn if shape is not None]
+    assert len(drawn) >= 50
+    for shape in drawn:
+        outline = shape.fills[0][0]
+        ahead, behind = np.roll(outline, -1, axis=0), np.roll(outline, 1, axis=0)
+        sides = [
+            np.linalg.norm(u - v, axis=1)
+            for u, v in ((outline, behind), (ahead, outline), (ahead, behind))
+        ]
+        (bx, by), (ax, ay) = (outline - behind).T, (ahead - outline).T
+        doubled_area = np.abs(bx * ay - by * ax)
+        circumradius = sides[0] * sides[1] * sides[2] / (2 * doubled_area)
+        assert circumradius.min() >= rules.round_radius - 1e-6
+
+
+@pytest.mark.parametrize("kind", ["ellipse", "blob"])
 def test_clutter_has_no_keypoints(kind):
     shape = SHAPES[kind](np.random.default_rng(0), 40.0, ShapeRules())
     assert len(shape.keypoints) == 0 and len(shape.labels) == 0
     assert np.ptp(shape.box.reshape(2, 2), axis=0).max() == pytest.approx(40.0, rel=0.35)
+
+
+def test_a_curve_is_labelled_at_the_tips_of_its_round_caps():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        curve = SHAPES["curve"](rng, 40.0, ShapeRules())
+        assert len(curve.keypoints) == 2 and set(curve.labels) == {CLASS_NAMES.index("corner")}
+        outline = curve.fills[0][0]
+        # each tip is a vertex of the outline (a cap's apex), and they are the stroke's two ends
+        for tip in curve.keypoints:
+            assert np.linalg.norm(outline - tip, axis=1).min() < 1e-9
+        extent = np.linalg.norm(outline[:, None] - outline[None], axis=-1).max()
+        apart = np.linalg.norm(curve.keypoints[0] - curve.keypoints[1])
+        assert apart >= max(0.5 * extent, ShapeRules().min_distance)
 
 
 def test_occluders_take_away_exactly_the_keypoints_they_come_near():
@@ -175,6 +241,18 @@ def test_the_datamodule_takes_a_preset_by_name_and_refuses_an_unseen_set_that_is
         KeypointDataModule(root=str(tmp_path), scene=marble)
     module = KeypointDataModule(root=str(tmp_path), scene=seen, test_sets=["noisy"])
     assert module.test_set_names == ("test_noisy",)
+
+
+def test_the_contrast_test_sets_are_the_noisy_scenes_at_one_band(tmp_path):
+    module = KeypointDataModule(
+        root=str(tmp_path), test_sets=["noisy", "low_contrast", "faint"], test_size=4
+    )
+    assert module.test_set_names == ("test_noisy", "test_low_contrast", "test_faint")
+    noisy = module.generated_set("test_noisy")
+    for name, band in (("test_low_contrast", (20.0, 50.0)), ("test_faint", (8.0, 20.0))):
+        generated = module.generated_set(name)
+        assert generated.noise == noisy.noise and generated.size == noisy.size
+        assert generated.scene == dataclasses.replace(noisy.scene, faint=1.0, faint_contrast=band)
 
 
 def test_the_photo_family_names_its_optional_dependency(monkeypatch):

@@ -35,11 +35,15 @@ VISIBLE_COVERAGE = 1e-3
 
 
 def paint_shape(
-    rng: np.random.Generator, image: np.ndarray, shape: Shape, min_contrast: float
+    rng: np.random.Generator,
+    image: np.ndarray,
+    shape: Shape,
+    min_contrast: float,
+    max_contrast: float = np.inf,
 ) -> np.ndarray | None:
     """Composite the shape's fills over ``image`` in place and return their total coverage of
     the shape's window; None (nothing painted) if no contrasting colours exist."""
-    colours = shape_colours(rng, image, shape, min_contrast)
+    colours = shape_colours(rng, image, shape, min_contrast, max_contrast)
     if colours is None:
         return None
     window = box_window(shape.box, *image.shape[1:])
@@ -48,17 +52,25 @@ def paint_shape(
 
 
 def shape_colours(
-    rng: np.random.Generator, image: np.ndarray, shape: Shape, min_contrast: float
+    rng: np.random.Generator,
+    image: np.ndarray,
+    shape: Shape,
+    min_contrast: float,
+    max_contrast: float = np.inf,
 ) -> np.ndarray | None:
-    """Colours [fills, 3] for the shape's fills that contrast with every pixel of ``image``
-    under its box; None if there are none (or the box is off the image)."""
+    """Colours [fills, 3] for the shape's fills whose lumas lie ``min_contrast`` to
+    ``max_contrast`` grey levels beyond every pixel of ``image`` under its box (darker than the
+    darkest or brighter than the brightest); None if there are none (or the box is off the
+    image)."""
     x0, y0, x1, y1 = box_window(shape.box, *image.shape[1:])
     region = image[:, y0:y1, x0:x1]
     if region.size == 0:
         return None
     red, green, blue = region
     luma = LUMA[0] * red + LUMA[1] * green + LUMA[2] * blue
-    return contrasting_colours(rng, len(shape.fills), luma.min(), luma.max(), min_contrast)
+    return contrasting_colours(
+        rng, len(shape.fills), luma.min(), luma.max(), min_contrast, max_contrast
+    )
 
 
 def paint_shapes(image: np.ndarray, shapes: list[Shape], colours: list[np.ndarray]) -> None:
@@ -93,16 +105,24 @@ def _composite(
 
 
 def contrasting_colours(
-    rng: np.random.Generator, count: int, low: float, high: float, min_contrast: float
+    rng: np.random.Generator,
+    count: int,
+    low: float,
+    high: float,
+    min_contrast: float,
+    max_contrast: float = np.inf,
 ) -> np.ndarray | None:
-    """``count`` RGB colours whose lumas avoid [low - c, high + c] and differ by >= c pairwise."""
-    below = max(0.0, low - min_contrast)
-    above = max(0.0, 255.0 - (high + min_contrast))
+    """``count`` RGB colours whose lumas lie in [low - max_contrast, low - min_contrast] or
+    [high + min_contrast, high + max_contrast] (within [0, 255]), drawn uniformly over both, and
+    differ by >= ``min_contrast`` pairwise."""
+    below_start = max(0.0, low - max_contrast)
+    below = max(0.0, low - min_contrast - below_start)
+    above = max(0.0, min(255.0, high + max_contrast) - (high + min_contrast))
     if below + above <= 0:
         return None
     for _ in range(10):
         u = rng.uniform(0.0, below + above, count)
-        lumas = np.where(u < below, u, high + min_contrast + (u - below))
+        lumas = np.where(u < below, below_start + u, high + min_contrast + (u - below))
         if count == 1 or np.abs(np.diff(np.sort(lumas))).min() >= min_contrast:
             break
     else:

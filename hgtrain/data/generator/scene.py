@@ -6,7 +6,9 @@ positions; an object is kept only where its bounding box, grown by half the mini
 distance, overlaps no other, so every keypoint is a true visible corner and keypoints of different
 objects are at least ``min_distance`` apart. Each fill colour differs in luma by at least
 ``min_contrast`` grey levels from every pixel of the image under the object's box, and the two
-colours of a checkerboard differ as much from each other. Occluders, if asked for, come last:
+colours of a checkerboard differ as much from each other; a share ``faint`` of the objects are
+drawn faint instead, ``faint_contrast`` grey levels (8-30 by default) beyond the background under
+them. :func:`contrast_band_scene` makes the test scenes of one contrast band. Occluders, if asked for, come last:
 keypoint-less blobs and ellipses painted over anything, which take away every keypoint they come
 within ``min_distance / 2`` of. Painting uses exact area coverage
 (:mod:`hgtrain.data.generator.raster`), so edges are anti-aliased and the keypoints are exact.
@@ -45,10 +47,12 @@ from hgtrain.data.sample import Sample
 from hgtrain.errors import SettingsError
 
 __all__ = [
+    "CONTRAST_BANDS",
     "HELD_OUT_BACKGROUND",
     "HELD_OUT_KIND",
     "SCENE_PRESETS",
     "SceneConfig",
+    "contrast_band_scene",
     "render_scene",
     "scene_preset",
     "unseen_scene",
@@ -91,8 +95,9 @@ class SceneConfig:
 
     Attributes:
         kinds: relative frequency of each shape kind: "box" (top_left / bottom_right corners),
-            "polygon", "star", "line", "checkerboard", "cross" (generic corners), and the clutter
-            without keypoints: "ellipse", "blob" and "curve" (a round-capped arc).
+            "polygon", "star", "line", "curve" (a round-capped arc, keypoints at its ends),
+            "checkerboard", "cross" (generic corners), and the clutter without keypoints:
+            "ellipse" and "blob".
         backgrounds: relative frequency of each background family: "smooth", "noise",
             "stripes", "marble" and "photo" (needs scikit-image; see
             :mod:`hgtrain.data.generator.backgrounds`).
@@ -109,7 +114,13 @@ class SceneConfig:
         min_distance: smallest distance (px) between keypoints, within and across objects
             (>= 2x the largest metric threshold keeps matching unambiguous).
         margin: smallest distance (px) from any object to the image border.
-        min_contrast: smallest luma difference (grey levels) of a shape from its background.
+        min_contrast: smallest luma difference (grey levels) of a plain shape's fills from every
+            background pixel under the shape (and from each other).
+        faint: share of the shapes drawn faint instead: their fills lie ``faint_contrast`` grey
+            levels beyond every background pixel under them (0: every shape plain, the rule of
+            hgtrain 0.8 and earlier).
+        faint_contrast: range (grey levels) of a faint shape's luma difference from the
+            background under it; its lower end is also the least difference between its fills.
         background_spread: largest grey-level deviation of background blobs from the image's
             base level (0 with the two below: a flat background).
         background_saturation: largest colour deviation of background blobs from grey.
@@ -127,6 +138,8 @@ class SceneConfig:
     min_distance: float = 8.0
     margin: float = 2.0
     min_contrast: float = 30.0
+    faint: float = 0.25
+    faint_contrast: tuple[float, float] = (8.0, 30.0)
     background_spread: float = 50.0
     background_saturation: float = 40.0
     background_detail: float = 12.0
@@ -146,7 +159,16 @@ class SceneConfig:
                 )
         if self.backgrounds.get("photo", 0) > 0 and not photos_available():
             raise SettingsError("SceneConfig", MISSING)
-        for name in ("objects", "occluders", "object_size", "line_width", "texture_contrast"):
+        if not 0 <= self.faint <= 1:
+            raise SettingsError("SceneConfig", f"faint is a share in [0, 1], got {self.faint}")
+        if not 0 < self.faint_contrast[0] <= self.faint_contrast[1] <= 255:
+            raise SettingsError(
+                "SceneConfig",
+                "faint_contrast must be a range (low, high) of grey levels with "
+                f"0 < low <= high <= 255, got {self.faint_contrast}",
+            )
+        names = ("objects", "occluders", "object_size", "line_width", "texture_contrast")
+        for name in (*names, "faint_contrast"):
             low, high = getattr(self, name)
             if not 0 <= low <= high:
                 raise SettingsError(
@@ -196,6 +218,7 @@ SCENE_PRESETS: dict[str, SceneConfig] = {
         objects=(1, 5),
         occluders=(0, 0),
         object_size=(0.15, 0.45),
+        faint=0.0,
     ),
 }
 """Named scenes (``data.scene: classic``): ``wide`` is ``SceneConfig()``; ``classic`` is the
@@ -221,6 +244,19 @@ def unseen_scene(scene: SceneConfig) -> SceneConfig:
     kinds = dict(scene.kinds)
     kinds[HELD_OUT_KIND] = 0.5 * sum(kinds.values())
     return dataclasses.replace(scene, kinds=kinds, backgrounds={HELD_OUT_BACKGROUND: 1.0})
+
+
+CONTRAST_BANDS: dict[str, tuple[float, float]] = {
+    "faint": (8.0, 20.0),
+    "low_contrast": (20.0, 50.0),
+}
+"""The contrast test sets: every object's luma difference from the background under it (grey
+levels) drawn from the band."""
+
+
+def contrast_band_scene(scene: SceneConfig, band: tuple[float, float]) -> SceneConfig:
+    """``scene`` with every object drawn ``band`` grey levels (low, high) from its background."""
+    return dataclasses.replace(scene, faint=1.0, faint_contrast=tuple(band))
 
 
 def render_scene(
@@ -268,6 +304,8 @@ def _occlude(
     height, width = image.shape[1:]
     kind = OCCLUDER_KINDS[int(rng.integers(len(OCCLUDER_KINDS)))]
     shape = SHAPES[kind](rng, rng.uniform(*config.object_size) * side, rules)
+    if shape is None:
+        return placed
     first = config.margin - shape.box[:2]
     last = np.array([width, height]) - config.margin - shape.box[2:]
     if np.any(first > last):
@@ -307,6 +345,8 @@ def _place(
     gap = max(0.5 * config.min_distance, 1.0)
     grow = np.array([-gap, -gap, gap, gap])
     taken = [(s.box + grow).tolist() for s in placed]
+    faint = config.faint > 0 and rng.random() < config.faint
+    contrast = config.faint_contrast if faint else (config.min_contrast, np.inf)
     for _ in range(SHAPE_TRIES):
         size = rng.uniform(*config.object_size) * side
         shape = SHAPES[kind](rng, max(size, 2 * rules.min_distance), rules)
@@ -321,7 +361,7 @@ def _place(
         else:
             continue
         shape = shape.moved(offset)
-        colours = shape_colours(rng, image, shape, config.min_contrast)
+        colours = shape_colours(rng, image, shape, *contrast)
         if colours is not None:
             return shape, colours
     return None

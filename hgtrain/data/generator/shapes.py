@@ -7,9 +7,9 @@ neither too sharp nor too flat, and no corner whose two edges are both close to 
 which would look like the corner of an axis-aligned box (those carry the ``top_left`` /
 ``bottom_right`` classes). The caller draws again.
 
-The keypoint shapes are ``box``, ``polygon``, ``star``, ``line``, ``checkerboard`` and ``cross``
-(the kind that only the unseen test set draws); ``ellipse``, ``blob`` and ``curve`` are clutter
-with edges but no corners, and so no keypoints.
+The keypoint shapes are ``box``, ``polygon``, ``star``, ``line``, ``curve`` (a round-capped arc:
+keypoints at its ends), ``checkerboard`` and ``cross`` (the kind that only the unseen test set
+draws); ``ellipse`` and ``blob`` are clutter with edges but no corners, and so no keypoints.
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ class ShapeRules:
     min_angle: float = 30.0
     min_bend: float = 35.0
     axis_clearance: float = 8.0
+    round_radius: float = 4.0
+    """Smallest radius of curvature (px) of the clutter's outlines: a sharper bend looks like an
+    acute corner or a line's end, which clutter must not have."""
 
 
 @dataclass
@@ -188,9 +191,12 @@ def cross(rng: np.random.Generator, size: float, rules: ShapeRules) -> Shape | N
 
 
 def ellipse(rng: np.random.Generator, size: float, rules: ShapeRules) -> Shape | None:
-    """A rotated ellipse of aspect <= 3: a negative, with no keypoints."""
+    """A rotated ellipse of aspect <= 3 whose ends are round (their radius of curvature, b^2 / a,
+    at least ``rules.round_radius``): a negative, with no keypoints."""
     angle = rng.uniform(0, np.pi)
-    radii = 0.5 * size * np.array([1.0, rng.uniform(1 / 3, 1.0)])
+    major = 0.5 * size
+    flattest = min(1.0, max(1 / 3, np.sqrt(rules.round_radius / major)))
+    radii = major * np.array([1.0, rng.uniform(flattest, 1.0)])
     t = np.linspace(0, 2 * np.pi, 64, endpoint=False)
     points = np.stack([radii[0] * np.cos(t), radii[1] * np.sin(t)], axis=1)
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
@@ -198,19 +204,23 @@ def ellipse(rng: np.random.Generator, size: float, rules: ShapeRules) -> Shape |
 
 
 def blob(rng: np.random.Generator, size: float, rules: ShapeRules) -> Shape | None:
-    """A smooth closed curve (a circle bent by 2-4 low harmonics): clutter, no keypoints."""
+    """A smooth closed curve (a circle bent by 2-4 low harmonics), no bend sharper than
+    ``rules.round_radius``: clutter, no keypoints."""
     t = BLOB_ANGLES
     radius = np.ones_like(t)
     for harmonic in range(2, 5):
         radius += rng.uniform(0.0, 0.35 / harmonic) * np.cos(harmonic * t + rng.uniform(0, 6.3))
     points = radius[:, None] * BLOB_CIRCLE
     points *= size / np.ptp(points, axis=0).max()
+    if _sharpest_bend(points) < rules.round_radius:
+        return None
     return _shape("blob", [[points]], np.zeros((0, 2)), np.zeros(0, np.int64))
 
 
 def curve(rng: np.random.Generator, size: float, rules: ShapeRules) -> Shape | None:
-    """A thick circular arc (30-180 degrees) with round caps: an edge without corners, so
-    without keypoints."""
+    """A thick circular arc (30-180 degrees) with round caps; keypoints: its two ends, the tips
+    of the caps. A stroke's end is a keypoint whatever its cap: a cap a few pixels wide looks
+    like a line's end, and an unlabelled one teaches the network to doubt every line end."""
     sweep = np.radians(rng.uniform(30, 180))
     radius = 0.5 * size / max(np.sin(min(sweep, np.pi) / 2), 0.25)
     half_width = 0.5 * rng.uniform(*rules.line_width)
@@ -232,8 +242,10 @@ def curve(rng: np.random.Generator, size: float, rules: ShapeRules) -> Shape | N
             caps[1],
         ]
     )
-    outline -= 0.5 * (outline.min(axis=0) + outline.max(axis=0))
-    return _shape("curve", [[outline]], np.zeros((0, 2)), np.zeros(0, np.int64))
+    tangents = np.stack([-np.sin(t[[0, -1]]), np.cos(t[[0, -1]])], axis=1)
+    tips = centre_line[[0, -1]] + half_width * np.array([[-1.0], [1.0]]) * tangents
+    centre = 0.5 * (outline.min(axis=0) + outline.max(axis=0))
+    return _shape("curve", [[outline - centre]], tips - centre, np.full(2, CORNER))
 
 
 SHAPES = {
@@ -288,6 +300,17 @@ def _near_axis(angles: np.ndarray, clearance: float) -> np.ndarray:
     """Whether each direction (radians) is within ``clearance`` degrees of an image axis."""
     off_axis = np.degrees(angles) % 90.0
     return np.minimum(off_axis, 90.0 - off_axis) < clearance
+
+
+def _sharpest_bend(outline: np.ndarray) -> float:
+    """The smallest radius of curvature of a closed, finely sampled outline [N, 2]: the least
+    radius of the circles through each vertex and its two neighbours."""
+    before, after = outline - _preceding(outline), _following(outline) - outline
+    across = _following(outline) - _preceding(outline)
+    cross = np.abs(before[:, 0] * after[:, 1] - before[:, 1] * after[:, 0])
+    lengths = np.linalg.norm(before, axis=1) * np.linalg.norm(after, axis=1)
+    radii = lengths * np.linalg.norm(across, axis=1) / np.maximum(2.0 * cross, 1e-12)
+    return float(radii.min())
 
 
 def _good_corners(vertices: np.ndarray, rules: ShapeRules) -> bool:

@@ -17,8 +17,10 @@ from torchvision.transforms import v2
 
 from hgtrain.data.generator.photometric import PhotometricNoise
 from hgtrain.data.generator.scene import (
+    CONTRAST_BANDS,
     SCENE_PRESETS,
     SceneConfig,
+    contrast_band_scene,
     scene_preset,
     unseen_scene,
 )
@@ -47,7 +49,8 @@ from hgtrain.hparams import make_hparams_plain
 
 __all__ = ["KeypointDataModule"]
 
-TEST_VARIANTS = ("noisy", "clean", "unseen")
+TEST_VARIANTS = ("noisy", "clean", "unseen", *CONTRAST_BANDS)
+DEFAULT_TEST_SETS = ("noisy", "clean", "unseen")
 NO_KEYPOINTS = "holds no keypoints (none with v > 0 inside its image)"
 WHY_KEYPOINTS = {
     "train": "training would only teach the network to find none; add annotations",
@@ -102,7 +105,11 @@ class KeypointDataModule(L.LightningDataModule):
         test_sets: generated test sets, in ``test_dataloader`` order, any of "noisy", "clean"
             (the same scenes with and without photometric noise; report both, as SuperPoint does)
             and "unseen": a background family and a shape kind that training never draws
-            (:func:`~hgtrain.data.generator.scene.unseen_scene`), with the noise of "noisy".
+            (:func:`~hgtrain.data.generator.scene.unseen_scene`), with the noise of "noisy";
+            "low_contrast" (every object 20-50 grey levels from the background under it) and
+            "faint" (8-20), the scenes of "noisy" at one contrast band
+            (:data:`~hgtrain.data.generator.scene.CONTRAST_BANDS`), with its noise. Default: the
+            first three.
         hflip: probability of a horizontal flip in training.
         flip_pairs: pairs of own class names that a horizontal flip swaps, e.g.
             ``[[upper_left, upper_right], [lower_left, lower_right]]`` (``top_left`` and
@@ -154,7 +161,7 @@ class KeypointDataModule(L.LightningDataModule):
         train_length: int = 10_000,
         val_size: int = 512,
         test_size: int = 1024,
-        test_sets: Sequence[str] = TEST_VARIANTS,
+        test_sets: Sequence[str] = DEFAULT_TEST_SETS,
         hflip: float = 0.5,
         flip_pairs: Sequence[tuple[str, str]] = (),
         vflip: float = 0.0,
@@ -423,6 +430,8 @@ class KeypointDataModule(L.LightningDataModule):
             return GeneratedSet("val", self.val_size, self.scene, noise, None)
         variant = name.removeprefix("test_")
         scene = self.unseen_scene if variant == "unseen" else self.scene
+        if variant in CONTRAST_BANDS:
+            scene = contrast_band_scene(self.scene, CONTRAST_BANDS[variant])
         noise = self.noise_config if variant != "clean" else None
         return GeneratedSet("test", self.test_size, scene, noise, variant)
 

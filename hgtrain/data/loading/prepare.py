@@ -30,7 +30,7 @@ from hgtrain.data.sample import CLASS_NAMES, Sample
 
 __all__ = ["GENERATOR_VERSION", "prepare_synthetic_set", "synthetic_set_path"]
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 """Part of the stored settings: bump it whenever the renderer's output changes, so that sets
 written by an older renderer are regenerated instead of reused."""
 

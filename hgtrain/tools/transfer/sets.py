@@ -34,7 +34,7 @@ __all__ = [
     "prepare_task_sets",
 ]
 
-DOWNSTREAM_VERSION = 2
+DOWNSTREAM_VERSION = 3
 """Part of the stored settings: bump it whenever the downstream renderer's output changes."""
 SPLITS = {"train": 0, "test": 1}
 """Each split's stream of image seeds: ``[seed, stream, index]``."""
