@@ -28,9 +28,10 @@ from hgtrain.atomic import write_file_atomically
 from hgtrain.cli.arguments import ToolParser
 from hgtrain.tools.benchmark.plot import write_line_plot
 
-__all__ = ["build_parser", "main", "read_scalars", "run_once", "summarize"]
+__all__ = ["build_parser", "logged_results", "main", "read_scalars", "run_once", "summarize"]
 
-TEST_METRICS = ("test_noisy/map@2", "test_clean/map@2", "test_unseen/map@2")
+TEST_METRIC = "/map@2"
+"""What the report takes from each test set by default: ``test_<set>/map@2``."""
 
 
 def build_parser() -> ToolParser:
@@ -48,9 +49,10 @@ def build_parser() -> ToolParser:
     parser.add_argument("--target", type=float, default=0.95, help="the value to reach")
     parser.add_argument(
         "--test_metrics",
-        type=list[str],
-        default=list(TEST_METRICS),
-        help="test results to report (logged by the test after fit)",
+        type=list[str] | None,
+        default=None,
+        help="test results to report (logged by the test after fit); default: the map@2 of "
+        "every test set the runs logged (test_noisy/map@2, test_low_contrast/map@2, ...)",
     )
     parser.add_argument(
         "--workdir", default="time-to-accuracy", help="where each run gets its empty directory"
@@ -76,16 +78,27 @@ def read_scalars(log_dir: Path) -> dict[str, list[tuple[float, int, float]]]:
     return scalars
 
 
+def logged_results(
+    scalars: dict[str, list[tuple[float, int, float]]], test_metrics: Sequence[str] | None
+) -> dict[str, float]:
+    """The last value of each of ``test_metrics`` that was logged (None: every
+    ``test_<set>/map@2``, in logging order)."""
+    if test_metrics is None:
+        test_metrics = [t for t in scalars if t.startswith("test_") and t.endswith(TEST_METRIC)]
+    return {name: scalars[name][-1][2] for name in test_metrics if name in scalars}
+
+
 def run_once(
     fit_config: str,
     seed: int,
     directory: Path,
     metric: str,
     target: float,
-    test_metrics: Sequence[str],
+    test_metrics: Sequence[str] | None,
     fit_args: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """One timed ``hgtrain fit`` in the empty ``directory``; its curve, times and test results."""
+    """One timed ``hgtrain fit`` in the empty ``directory``; its curve, times and test results
+    (``test_metrics``, or None: every logged ``test_<set>/map@2``)."""
     directory.mkdir(parents=True, exist_ok=False)
     config = Path(fit_config)
     config_arg = str(config.resolve()) if config.is_file() else fit_config  # else a packaged name
@@ -103,7 +116,7 @@ def run_once(
     scalars = read_scalars(directory)
     curve = [(round(t - start, 1), step, value) for t, step, value in scalars.get(metric, [])]
     reached = next((seconds for seconds, _, value in curve if value >= target), None)
-    tests = {name: scalars[name][-1][2] for name in test_metrics if name in scalars}
+    tests = logged_results(scalars, test_metrics)
     return {
         "seed": seed,
         "wall_s": round(wall, 1),
@@ -176,13 +189,16 @@ def main(args: Sequence[str] | None = None) -> dict[str, Any]:
             fit_args,
         )
         runs.append(run)
-    keys = ["wall_s", "time_to_target_s", "final", *options.test_metrics]
+    test_metrics = options.test_metrics or list(
+        dict.fromkeys(k for run in runs for k in run if k.startswith("test_"))
+    )
+    keys = ["wall_s", "time_to_target_s", "final", *test_metrics]
     report = {
         "fit_config": options.fit_config,
         "fit_args": fit_args,
         "metric": options.metric,
         "target": options.target,
-        "test_metrics": list(options.test_metrics),
+        "test_metrics": test_metrics,
         "cpus": os.cpu_count(),
         "runs": runs,
         "summary": summarize(runs, keys),

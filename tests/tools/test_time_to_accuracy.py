@@ -11,7 +11,13 @@ import pytest
 from torch.utils.tensorboard import SummaryWriter
 
 from hgtrain.tools.benchmark.plot import line_plot_svg, nice_ticks, write_line_plot
-from hgtrain.tools.time_to_accuracy import main, read_scalars, report_table, summarize
+from hgtrain.tools.time_to_accuracy import (
+    logged_results,
+    main,
+    read_scalars,
+    report_table,
+    summarize,
+)
 
 
 def test_ticks_are_round_steps_that_cover_the_range():
@@ -44,6 +50,22 @@ def test_scalars_are_read_with_their_wall_times(tmp_path):
     scalars = read_scalars(tmp_path)
     assert [(t, s) for t, s, _ in scalars["val/map@2"]] == [(1000.0, 10), (1060.0, 20)]
     assert scalars["test_noisy/map@2"][0][2] == pytest.approx(0.955)
+
+
+def test_by_default_the_report_takes_every_test_sets_map_at_2():
+    scalars = {
+        "val/map@2": [(1.0, 1, 0.9)],
+        "test_noisy/map@2": [(2.0, 9, 0.95)],
+        "test_noisy/map@4": [(2.0, 9, 0.97)],
+        "test_low_contrast/map@2": [(3.0, 9, 0.91)],
+    }
+    assert logged_results(scalars, None) == {
+        "test_noisy/map@2": 0.95,
+        "test_low_contrast/map@2": 0.91,
+    }
+    assert logged_results(scalars, ["test_noisy/map@4", "test_faint/map@2"]) == {
+        "test_noisy/map@4": 0.97
+    }
 
 
 def test_the_summary_is_the_median_and_range_and_counts_runs_that_missed():
