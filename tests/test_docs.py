@@ -469,6 +469,14 @@ def gpu_check_dry_run(command: str) -> None:
     assert (out / "table.md").is_file()
 
 
+def measures_repeatability(command: str) -> None:
+    """Two photographs, one pair of each change, at 64 px: the table, the JSON and the plot."""
+    tiny = ["--photos", "camera", "coins", "--pairs", "1", "--size", "64", "--points", "50"]
+    hgtrain(*args_of(command), *tiny)
+    results = json.loads(Path("repeatability/repeatability.json").read_text())
+    assert len(results["pairs"]) == 4 and Path("repeatability/repeatability.png").is_file()
+
+
 RUNNERS: dict[str, Callable[[str], None]] = {
     'python3 -m venv .venv && .venv/bin/pip install -e ".[dev]" && .venv/bin/hgtrain fit --config quickstart.yaml': quickstart,
     ".venv/bin/tensorboard --logdir runs": tensorboard,
@@ -508,6 +516,7 @@ RUNNERS: dict[str, Callable[[str], None]] = {
     "hgtrain benchmark --mode inference --backbone squeeze --input_size 511 --batch_size 4 --steps 5 --warmup 1": benchmarks,
     "hgtrain benchmark --mode inference --backbone squeeze --input_size 511 --batch_size 4 --steps 5 --warmup 1 --versus bf16": benchmarks,
     "hgtrain time-to-accuracy --runs 3 --json time_to_accuracy.json --plot time_to_accuracy.svg": times_to_accuracy,
+    "hgtrain repeatability --ckpt_path runs/hgtrain/version_0/checkpoints/last.ckpt --output repeatability": measures_repeatability,
     "hgtrain transfer-data --root data/transfer": writes_transfer_sets,
     "hgtrain data-preview --data_dir data/transfer/quads/train --count 4 --columns 4 --output docs/images/transfer_quads.png": previews_a_transfer_set,
     "hgtrain data-preview --data_dir data/transfer/cubes/train --count 4 --columns 4 --output docs/images/transfer_cubes.png": previews_a_transfer_set,

@@ -17,6 +17,7 @@ DISTRIBUTION = {
     "PIL": "pillow",
     "yaml": "pyyaml",
     "skimage": "scikit-image",
+    "cv2": "opencv-python-headless",
 }  # import name -> distribution name
 
 
@@ -37,7 +38,9 @@ def test_every_package_hgtrain_imports_is_declared():
     ``photos`` (only by the photo background family)."""
     project = PYPROJECT["project"]
     extras = project["optional-dependencies"]
-    requirements = project["dependencies"] + extras["deploy"] + extras["photos"]
+    requirements = (
+        project["dependencies"] + extras["deploy"] + extras["photos"] + extras["classical"]
+    )
     declared = {re.split(r"[\[<>=!~ ]", d)[0].lower() for d in requirements}
     third_party = imported_packages(ROOT / "hgtrain") - set(sys.stdlib_module_names) - {"hgtrain"}
     missing = {DISTRIBUTION.get(name, name).lower() for name in third_party} - declared

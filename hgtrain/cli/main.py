@@ -2,7 +2,7 @@
 
 ``fit``, ``validate``, ``test`` and ``predict`` are Lightning's (:mod:`hgtrain.cli.lightning_cli`); the
 tools (``export``, ``benchmark``, ``data-preview``, ``data-benchmark``, ``time-to-accuracy``,
-``transfer-data``, ``transfer``) take the same flag style and
+``transfer-data``, ``transfer``, ``repeatability``) take the same flag style and
 ``--config``. This module imports nothing heavy, so ``hgtrain --version`` and ``hgtrain --help``
 answer at once.
 """
@@ -42,6 +42,10 @@ TOOLS = {
     "transfer": (
         "hgtrain.tools.transfer.experiment",
         "fine-tune a pretrained backbone, a fresh one and a frozen one on the downstream tasks",
+    ),
+    "repeatability": (
+        "hgtrain.tools.repeatability",
+        "detector repeatability on photographs under viewpoint and lighting changes, vs OpenCV",
     ),
 }
 
