@@ -9,6 +9,7 @@ the engineering; the config holds the choices.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -489,7 +490,7 @@ class HourglassKeypointModule(L.LightningModule):
                 "cannot schedule the parameter groups a finetuning callback (BackboneFinetuning) "
                 "adds when it unfreezes: use --model.lr_schedule step",
             )
-        steps = int(self.trainer.estimated_stepping_batches)
+        steps = self.run_steps()
         if scheduler.total_steps != steps:
             raise ConfigError(
                 "model",
@@ -502,16 +503,32 @@ class HourglassKeypointModule(L.LightningModule):
             )
 
     def built_in_schedule(self, optimizer: torch.optim.Optimizer) -> LRScheduler:
-        """The ``lr_schedule`` chosen, over all of this run's optimizer steps."""
-        hp, steps = self.hparams, int(self.trainer.estimated_stepping_batches)
+        """The ``lr_schedule`` chosen, over all of this run's optimizer steps; a ConfigError for
+        a run without a step bound (``trainer.max_time`` alone), which it cannot be laid over."""
+        hp, steps = self.hparams, self.run_steps()
         if hp.lr_schedule == "one_cycle":
             peak = [group["lr"] for group in optimizer.param_groups]
             return OneCycleLR(optimizer, peak, total_steps=steps, pct_start=hp.lr_warmup)
         return MultiStepLR(optimizer, [self.drop_step()], gamma=0.1)
 
+    def run_steps(self) -> int:
+        """This run's optimizer steps, which the built-in schedules are laid over."""
+        steps = self.trainer.estimated_stepping_batches
+        if math.isinf(steps):
+            raise ConfigError(
+                "model",
+                "lr_schedule",
+                self.hparams.lr_schedule,
+                "is laid over the run's steps, and this run has no step bound (trainer.max_epochs "
+                "-1 and trainer.max_steps -1): set trainer.max_steps or trainer.max_epochs (with "
+                "trainer.max_time, the run stops at whichever comes first), or give "
+                "model.lr_scheduler",
+            )
+        return int(steps)
+
     def drop_step(self) -> int:
         """The optimizer step after which the ``step`` schedule divides the rate by 10."""
-        return int(self.hparams.lr_drop_at * int(self.trainer.estimated_stepping_batches))
+        return int(self.hparams.lr_drop_at * self.run_steps())
 
     def move_the_drop(self, scheduler: MultiStepLR) -> None:
         """Put the drop of a resumed ``step`` schedule at :meth:`drop_step` of this run.

@@ -103,6 +103,20 @@ def test_one_cycle_with_a_finetuning_callback_is_refused_before_training():
         fit(tiny_module(lr_schedule="one_cycle"), 2, callbacks=[unfreeze])
 
 
+@pytest.mark.parametrize("schedule", ["step", "one_cycle"])
+def test_a_run_bounded_only_by_time_names_what_the_built_in_schedule_needs(schedule):
+    batches = DataLoader([keypoint_batch(seed=i) for i in range(4)], batch_size=None)
+    trainer = L.Trainer(
+        max_epochs=-1,
+        max_time="00:00:00:30",
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+    )
+    with pytest.raises(ConfigError, match=r"no step bound .* set trainer\.max_steps"):
+        trainer.fit(tiny_module(lr_schedule=schedule), batches)
+
+
 def stem_is_channels_last(module) -> bool:
     return module.backbone.pre[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
 
