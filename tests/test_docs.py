@@ -170,6 +170,8 @@ def quickstart(command: str) -> None:
     quiet_console(printed)
 
 
+QUICKSTART_TEST_SETS = ("noisy", "clean", "unseen", "low_contrast")
+"""The test sets of quickstart.yaml, in the order it tests them."""
 NOISE = ("LeafSpec", "litlogger", "is not supported by the model summary", "Test metric")
 """What the console of a run no longer shows: warnings a user cannot act on, Lightning's own
 results table (a column per dataloader, all repeating the same numbers)."""
@@ -183,7 +185,7 @@ def quiet_console(printed: str) -> None:
     assert flops.strip() not in ("0", "")
     table = printed.split("test results (the full breakdown is in the logger):\n", 1)[1]
     header, *rows = table.split("\n\n", 1)[0].strip().splitlines()
-    assert header.split() == ["metric", "noisy", "clean", "unseen"]
+    assert header.split() == ["metric", *QUICKSTART_TEST_SETS]
     assert 8 <= len(rows) <= 20
 
 
@@ -313,7 +315,7 @@ def evaluates_other_scenes(command: str) -> None:
     as_written(command)
     written = sets() - before
     assert written and all(
-        name.startswith(("test-noisy-64px-8", "test-clean-64px-8", "test-unseen-64px-8"))
+        name.startswith(tuple(f"test-{name}-64px-8" for name in QUICKSTART_TEST_SETS))
         for name in written
     )
 
@@ -477,6 +479,14 @@ def measures_repeatability(command: str) -> None:
     assert len(results["pairs"]) == 4 and Path("repeatability/repeatability.png").is_file()
 
 
+def checks_an_original_config_learns(command: str) -> None:
+    """The reduced CPU run of squeeze.yaml: two steps at 128 px (its smallest input), each
+    validated, before its 11 minutes are up."""
+    tiny = ["--data.image_size", "128", "--data.val_size", "2", "--data.batch_size", "2"]
+    run = train(command, *tiny, "--trainer.max_steps", "2", "--trainer.val_check_interval", "1")
+    assert len(read_scalars(run)["val/map@2"]) == 2
+
+
 RUNNERS: dict[str, Callable[[str], None]] = {
     'python3 -m venv .venv && .venv/bin/pip install -e ".[dev]" && .venv/bin/hgtrain fit --config quickstart.yaml': quickstart,
     ".venv/bin/tensorboard --logdir runs": tensorboard,
@@ -493,6 +503,7 @@ RUNNERS: dict[str, Callable[[str], None]] = {
     "hgtrain fit --config quickstart.yaml --ckpt_path runs/hgtrain/version_0/checkpoints/last.ckpt": resumes,
     "hgtrain validate --ckpt_path runs/hgtrain/version_0/checkpoints/last.ckpt": validates,
     "hgtrain test --ckpt_path runs/hgtrain/version_0/checkpoints/last.ckpt --data.seed 7": evaluates_other_scenes,
+    "hgtrain fit --config squeeze.yaml --config cpu.yaml --data.image_size 256 --data.batch_size 4 --data.num_workers 0 --data.val_size 32 --trainer.max_time 00:00:11:00 --trainer.val_check_interval 8 --trainer.check_val_every_n_epoch null": checks_an_original_config_learns,
     "hgtrain fit --config quickstart.yaml --print_config": prints_config,
     "hgtrain fit --config quickstart.yaml --trainer.logger CSVLogger": logs_csv,
     "hgtrain fit --config quickstart.yaml --trainer.logger false": logs_nothing,

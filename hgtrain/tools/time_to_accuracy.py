@@ -159,7 +159,10 @@ def report_table(report: dict[str, Any]) -> str:
     cells = []
     for key in keys:
         s = report["summary"][key]
-        cells.append(f"{_format(s['median'])} ({_format(s['min'])}-{_format(s['max'])})")
+        if s["median"] is None:
+            cells.append("-")
+        else:
+            cells.append(f"{_format(s['median'])} ({_format(s['min'])}-{_format(s['max'])})")
     lines.append("| median (range) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

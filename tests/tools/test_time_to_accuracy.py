@@ -88,6 +88,15 @@ def test_the_summary_is_the_median_and_range_and_counts_runs_that_missed():
     table = report_table(report)
     assert "| 1 | 160 | - | 0.9400 |" in table
     assert table.splitlines()[-1].startswith("| median (range) | 170 (160-180) | 145 (140-150) |")
+    never = [{**run, "time_to_target_s": None} for run in runs]
+    report = {
+        **report,
+        "runs": never,
+        "summary": summarize(never, ["wall_s", "time_to_target_s", "final"]),
+    }
+    assert (
+        report_table(report).splitlines()[-1].startswith("| median (range) | 170 (160-180) | - |")
+    )
 
 
 def test_a_workdir_with_files_is_refused_before_any_run(tmp_path, capsys):
